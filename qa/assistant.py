@@ -1,0 +1,83 @@
+"""The library object that applications keep open: one index, one model, sync and retrieve."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from .build import Progress, SyncReport, sync
+from .config import Settings
+from .embed import Embedder
+from .schema import Hit
+from .search import dense_search
+from .store import Store
+
+
+class Library:
+    """An articles folder and its index.
+
+    The model and the index load on first use. The first `retrieve()` syncs the index when it
+    is missing or stale; later calls use it as it is until `sync()` is called again.
+
+    Args:
+        settings: folders, model and splitter settings. Defaults to `Settings.from_env()`.
+        embedder: a shared `Embedder` (e.g. one model for several libraries).
+    """
+
+    def __init__(self, settings: Settings | None = None, embedder: Embedder | None = None) -> None:
+        self.settings = settings or Settings.from_env()
+        self.embedder = embedder or Embedder(self.settings.model, self.settings.batch_size)
+        self.store = Store(self.settings.index_dir)
+        self._synced = False
+        self._sync_lock = threading.Lock()
+
+    def sync(self, rebuild: bool = False, progress: Progress | None = None) -> SyncReport:
+        """Bring the index up to date with the articles folder (see `qa.build.sync`)."""
+        with self._sync_lock:
+            report = sync(self.settings, self.store, self.embedder, rebuild=rebuild, progress=progress)
+            self._synced = True
+            return report
+
+    def ensure_index(self) -> None:
+        """Sync once per library, on first use."""
+        if not self._synced:
+            self.sync()
+
+    def retrieve(self, question: str, k: int = 5) -> list[Hit]:
+        """The `k` best passages for `question`, best first.
+
+        Raises:
+            QuestionError: the question is empty or too long, or k is out of range.
+        """
+        self.ensure_index()
+        return dense_search(question, k, self.store, self.embedder)
+
+    def status(self) -> dict[str, object]:
+        """Counts and manifest of the index, for panels and `qa index`."""
+        manifest = self.store.manifest()
+        return {**self.store.counts(), "model": manifest.get("model"), "built_at": manifest.get("built_at")}
+
+
+_libraries: dict[tuple[Path, Path], Library] = {}
+_libraries_lock = threading.Lock()
+
+
+def default_library(articles_dir: Path | str | None = None, index_dir: Path | str | None = None) -> Library:
+    """One shared `Library` per (articles folder, index folder) for the module-level `retrieve()`."""
+    settings = Settings.from_env(articles_dir=articles_dir, index_dir=index_dir)
+    key = (settings.articles_dir.resolve(), settings.index_dir.resolve())
+    with _libraries_lock:
+        if key not in _libraries:
+            _libraries[key] = Library(settings)
+        return _libraries[key]
+
+
+def retrieve(
+    question: str, k: int = 5, articles_dir: Path | str | None = None, index_dir: Path | str | None = None
+) -> list[Hit]:
+    """The `k` best passages for `question` from the articles in `articles_dir`.
+
+    Folders default to `QA_ARTICLES_DIR` / `QA_INDEX_DIR`, else `seeds/` and `index/`. The index
+    is built or synced on first use.
+    """
+    return default_library(articles_dir, index_dir).retrieve(question, k)

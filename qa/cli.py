@@ -1,0 +1,148 @@
+"""Command line: `python -m qa index` and `python -m qa ask`. A thin shell over `Library`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+from .assistant import Library
+from .config import Settings
+from .errors import QAError, QuestionError
+from .schema import Hit
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="python -m qa",
+        description="Ask questions about a folder of news articles, offline.",
+        epilog="Environment: QA_ARTICLES_DIR, QA_INDEX_DIR, QA_MODEL, QA_PASSAGE_WORDS, QA_OVERLAP_SENTENCES, "
+        "QA_BATCH_SIZE. Flags win over the environment.",
+    )
+    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def folders(command: argparse.ArgumentParser) -> None:
+        command.add_argument("--articles", metavar="DIR", help="articles folder (default: $QA_ARTICLES_DIR or seeds/)")
+        command.add_argument("--index", metavar="DIR", help="index folder (default: $QA_INDEX_DIR or index/)")
+        command.add_argument("--model", metavar="NAME", help="embedding model: a name or a local folder ($QA_MODEL)")
+        command.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+
+    index = commands.add_parser(
+        "index", help="build or update the index", description="Sync the index with the articles folder: "
+        "embed new and changed articles, drop deleted ones, keep the rest."
+    )
+    folders(index)
+    index.add_argument("--rebuild", action="store_true", help="rebuild everything from scratch")
+
+    check = commands.add_parser(
+        "check", help="verify the index", description="Check the index: FAISS ids against SQLite passages, the "
+        "manifest, and every passage's span against its article text. Exit 0 when consistent, 1 otherwise."
+    )
+    folders(check)
+
+    ask = commands.add_parser("ask", help="ask a question", description="Print the passages that best answer QUESTION.")
+    ask.add_argument("question", help="the question, in quotes")
+    ask.add_argument("-k", type=int, default=5, metavar="N", help="how many passages (1-100, default 5)")
+    ask.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    folders(ask)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        settings = Settings.from_env(articles_dir=args.articles, index_dir=args.index, model=args.model)
+        library = Library(settings)
+        if args.command == "index":
+            return run_index(library, args.rebuild)
+        if args.command == "check":
+            return run_check(library)
+        return run_ask(library, args.question, args.k, args.json)
+    except QuestionError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except QAError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("interrupted; the index is as it was before this run (embedded passages are kept for next time)",
+              file=sys.stderr)
+        return 130
+
+
+def run_index(library: Library, rebuild: bool) -> int:
+    bar = _ProgressBar()
+    report = library.sync(rebuild=rebuild, progress=bar)
+    bar.close()
+    for problem in report.problems:
+        print(f"{'skipped' if problem.skipped else 'warning'}: {problem}", file=sys.stderr)
+    print(report.summary())
+    print(f"Index: {library.settings.index_dir}  Articles: {library.settings.articles_dir}")
+    return EXIT_OK
+
+
+def run_check(library: Library) -> int:
+    problems = library.store.check()
+    if not problems:
+        counts = library.store.counts()
+        print(f"OK: {counts['articles']} articles, {counts['passages']} passages in {library.settings.index_dir}")
+        return EXIT_OK
+    for problem in problems:
+        print(f"problem: {problem}")
+    print("Run `python -m qa index --rebuild` to rebuild the index from the articles.")
+    return EXIT_ERROR
+
+
+def run_ask(library: Library, question: str, k: int, as_json: bool) -> int:
+    if not question.strip():
+        raise QuestionError("The question is empty: type a question about the articles.")
+    library.ensure_index()
+    hits = library.retrieve(question, k)
+    if as_json:
+        print(json.dumps({"question": question, "hits": [hit.to_json() for hit in hits]}, ensure_ascii=False, indent=2))
+        return EXIT_OK
+    if not hits:
+        print("No passages: the index is empty. Add articles to the articles folder and run `python -m qa index`.")
+    for hit in hits:
+        print(format_hit(hit))
+    return EXIT_OK
+
+
+def format_hit(hit: Hit) -> str:
+    """A ranked hit as a few readable lines."""
+    cited = hit.citation
+    where = f"{cited.source}, paragraph {cited.paragraph + 1}, passage {cited.passage + 1}, chars {cited.start}-{cited.end}"
+    lines = [f"[{hit.rank}] {cited.title}  (score {hit.score:.3f})", f"    {where}"]
+    if cited.date or cited.url:
+        lines.append("    " + "  ".join(part for part in (cited.date, cited.url) if part))
+    lines += [f"    also in: {other.title} ({other.source})" for other in hit.also_in]
+    lines.append("    " + " ".join(hit.text.split()))
+    return "\n".join(lines) + "\n"
+
+
+class _ProgressBar:
+    """A tqdm bar on standard error for long embedding runs (passages/s and ETA)."""
+
+    def __init__(self) -> None:
+        self._bar: object | None = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if total == 0:
+            return
+        if self._bar is None:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, unit="passage", desc="embedding", file=sys.stderr, disable=total < 64)
+        self._bar.n = done  # type: ignore[attr-defined]
+        self._bar.refresh()  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()  # type: ignore[attr-defined]

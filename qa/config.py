@@ -1,0 +1,74 @@
+"""One settings object, read from the environment once and passed explicitly."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from .errors import ConfigError
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a whole number; set it to e.g. {default}.") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the articles and the index live, and what shapes the index.
+
+    The model and splitter values are written to the index manifest: changing one of them
+    makes the next sync rebuild the index from scratch.
+    """
+
+    articles_dir: Path = field(default_factory=lambda: PROJECT_ROOT / "seeds")
+    index_dir: Path = field(default_factory=lambda: PROJECT_ROOT / "index")
+    model: str = DEFAULT_MODEL
+    passage_words: int = 120
+    overlap_sentences: int = 0
+    max_tokens: int = 256
+    batch_size: int = 32
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "articles_dir", Path(self.articles_dir))
+        object.__setattr__(self, "index_dir", Path(self.index_dir))
+        if self.passage_words < 10:
+            raise ConfigError(f"passage_words={self.passage_words} is too small; use at least 10.")
+        if not 0 <= self.overlap_sentences <= 5:
+            raise ConfigError(f"overlap_sentences={self.overlap_sentences} must be between 0 and 5.")
+        if self.max_tokens < 16:
+            raise ConfigError(f"max_tokens={self.max_tokens} is too small; use at least 16.")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size={self.batch_size} must be at least 1.")
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Settings:
+        """Settings from `QA_*` environment variables; keyword arguments that are not None win."""
+        base = cls(
+            articles_dir=Path(os.environ.get("QA_ARTICLES_DIR") or PROJECT_ROOT / "seeds"),
+            index_dir=Path(os.environ.get("QA_INDEX_DIR") or PROJECT_ROOT / "index"),
+            model=os.environ.get("QA_MODEL") or DEFAULT_MODEL,
+            passage_words=_env_int("QA_PASSAGE_WORDS", 120),
+            overlap_sentences=_env_int("QA_OVERLAP_SENTENCES", 0),
+            batch_size=_env_int("QA_BATCH_SIZE", 32),
+        )
+        given = {key: value for key, value in overrides.items() if value is not None}
+        return replace(base, **given) if given else base
+
+    def shape(self) -> dict[str, object]:
+        """The values that shape the index; a stored index with other values is rebuilt."""
+        return {
+            "model": self.model,
+            "passage_words": self.passage_words,
+            "overlap_sentences": self.overlap_sentences,
+            "max_tokens": self.max_tokens,
+        }

@@ -1,0 +1,418 @@
+"""The index folder: a FAISS inner-product index beside an SQLite database.
+
+Layout of the index folder:
+- `index.sqlite`: articles, bodies (article texts), passages, a vector cache keyed by
+  passage text, and the manifest (format, model, dimension, splitter settings, build time,
+  and which FAISS file is current). WAL mode, so readers never wait for a writer.
+- `vectors-<generation>.faiss`: `IDMap2,Flat` inner-product index whose ids are passage rows.
+- `.lock`: held by the one process that writes.
+
+A write never touches the files a reader uses: the new FAISS file is written under a new
+generation name, then one SQLite transaction switches the manifest to it. A process killed at
+any moment leaves either the old or the new index, and the vector cache keeps what was already
+embedded so the next build resumes without re-embedding it. Only this module imports faiss.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .errors import BusyError, StoreError
+from .schema import Article, Citation, Passage
+
+if TYPE_CHECKING:
+    import faiss
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+DATABASE = "index.sqlite"
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS manifest (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS articles (
+    article_id TEXT PRIMARY KEY, record_hash TEXT NOT NULL, body_hash TEXT NOT NULL,
+    title TEXT NOT NULL, source TEXT NOT NULL, url TEXT, date TEXT, author TEXT, publisher TEXT);
+CREATE INDEX IF NOT EXISTS articles_body ON articles (body_hash);
+CREATE TABLE IF NOT EXISTS bodies (body_hash TEXT PRIMARY KEY, text TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS passages (
+    row INTEGER PRIMARY KEY, body_hash TEXT NOT NULL, ordinal INTEGER NOT NULL,
+    start INTEGER NOT NULL, "end" INTEGER NOT NULL, paragraph INTEGER NOT NULL,
+    text TEXT NOT NULL, vector_key TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS passages_body ON passages (body_hash);
+CREATE TABLE IF NOT EXISTS vectors (vector_key TEXT PRIMARY KEY, vector BLOB NOT NULL);
+"""
+Vectors = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class StoredPassage:
+    """A passage row as the search needs it."""
+
+    row: int
+    body_hash: str
+    ordinal: int
+    start: int
+    end: int
+    paragraph: int
+    text: str
+
+
+@dataclass
+class Change:
+    """Everything one sync writes, applied in one transaction.
+
+    `new_passages[i]` is embedded as `new_vectors[i]` under the cache key `vector_keys[i]`.
+    """
+
+    upsert_articles: list[Article] = field(default_factory=list)
+    delete_articles: list[str] = field(default_factory=list)
+    add_bodies: dict[str, str] = field(default_factory=dict)  # body_hash -> text
+    delete_bodies: list[str] = field(default_factory=list)
+    new_passages: list[Passage] = field(default_factory=list)
+    vector_keys: list[str] = field(default_factory=list)
+    new_vectors: Vectors | None = None
+    manifest: dict[str, Any] = field(default_factory=dict)
+    reset: bool = False  # drop everything first (a full rebuild)
+
+
+class Store:
+    """Reads and writes one index folder. Cheap to create: nothing is opened until used.
+
+    Readers keep the FAISS index of the generation they loaded until `refresh()` sees a newer
+    one, so questions asked during a sync are answered from the previous index.
+    """
+
+    def __init__(self, index_dir: Path) -> None:
+        self.index_dir = Path(index_dir)
+        self.path = self.index_dir / DATABASE
+        self._local = threading.local()
+        self._faiss: faiss.Index | None = None
+        self._generation: int | None = None
+        self._reload = threading.Lock()
+
+    # -- connections and manifest -------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        self.index_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            connection = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            connection.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as error:
+            raise StoreError(f"The index database {self.path} is damaged ({error}).") from None
+        return connection
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        """This thread's connection."""
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = self._local.connection = self._connect()
+        return connection
+
+    def close(self) -> None:
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            connection.close()
+            self._local.connection = None
+
+    def exists(self) -> bool:
+        return self.path.is_file()
+
+    def manifest(self) -> dict[str, Any]:
+        """The stored manifest; empty when nothing was built yet."""
+        try:
+            rows = self.db.execute("SELECT key, value FROM manifest").fetchall()
+        except sqlite3.DatabaseError as error:
+            raise StoreError(f"The index database {self.path} is damaged ({error}).") from None
+        return {key: json.loads(value) for key, value in rows}
+
+    # -- writing ------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Hold the index's write lock, or raise BusyError at once if another process holds it."""
+        self.index_dir.mkdir(parents=True, exist_ok=True)
+        handle = open(self.index_dir / ".lock", "a+")
+        try:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip() or "another process"
+                raise BusyError(
+                    f"The index in {self.index_dir} is being updated by {holder}. "
+                    "Wait for that build to finish, then run this again."
+                ) from None
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"process {os.getpid()}")
+            handle.flush()
+            yield
+        finally:
+            handle.close()
+
+    def article_hashes(self) -> dict[str, tuple[str, str]]:
+        """article_id -> (record_hash, body_hash) of the indexed articles."""
+        rows = self.db.execute("SELECT article_id, record_hash, body_hash FROM articles").fetchall()
+        return {article_id: (record, body) for article_id, record, body in rows}
+
+    def body_hashes(self) -> set[str]:
+        return {body for (body,) in self.db.execute("SELECT body_hash FROM bodies")}
+
+    def cached_vectors(self, keys: Sequence[str]) -> dict[str, Vectors]:
+        """Vectors already embedded under these cache keys (by an earlier or interrupted build)."""
+        found: dict[str, Vectors] = {}
+        for chunk in _chunks(list(dict.fromkeys(keys)), 500):
+            marks = ",".join("?" * len(chunk))
+            for key, blob in self.db.execute(f"SELECT vector_key, vector FROM vectors WHERE vector_key IN ({marks})", chunk):
+                found[key] = np.frombuffer(blob, dtype=np.float32)
+        return found
+
+    def cache_vectors(self, keys: Sequence[str], vectors: Vectors) -> None:
+        """Keep freshly embedded vectors at once, so an interrupted build can resume."""
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.executemany(
+                "INSERT OR REPLACE INTO vectors (vector_key, vector) VALUES (?, ?)",
+                ((key, np.ascontiguousarray(vector, dtype=np.float32).tobytes()) for key, vector in zip(keys, vectors)),
+            )
+
+    def apply(self, change: Change) -> None:
+        """Write one sync: a new FAISS generation, then one SQLite transaction that switches to it."""
+        import faiss
+
+        db = self.db
+        old = self.manifest()
+        dimension = int(change.manifest["dimension"])
+        generation = int(old.get("generation", 0)) + 1
+        faiss_name = f"vectors-{generation}.faiss"
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if change.reset:
+                index = faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+                db.execute("DELETE FROM articles")
+                db.execute("DELETE FROM bodies")
+                db.execute("DELETE FROM passages")
+            else:
+                index = self._read_faiss(old, db) if old else faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+            removed = self._delete(db, change)
+            if len(removed):
+                index.remove_ids(np.asarray(removed, dtype=np.int64))
+            rows = self._insert(db, change)
+            if rows:
+                assert change.new_vectors is not None
+                index.add_with_ids(change.new_vectors, np.asarray(rows, dtype=np.int64))
+            total = db.execute("SELECT COUNT(*) FROM passages").fetchone()[0]
+            if index.ntotal != total:
+                raise StoreError(f"internal: FAISS holds {index.ntotal} vectors but SQLite {total} passages")
+            _write_faiss(index, self.index_dir / faiss_name)
+            manifest = {**change.manifest, "format": FORMAT_VERSION, "generation": generation, "faiss": faiss_name}
+            db.execute("DELETE FROM manifest")
+            db.executemany("INSERT INTO manifest VALUES (?, ?)", ((k, json.dumps(v)) for k, v in manifest.items()))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            (self.index_dir / faiss_name).unlink(missing_ok=True)
+            raise
+        self._forget_old_files(faiss_name)
+        with self.db:
+            self.db.execute("DELETE FROM vectors WHERE vector_key NOT IN (SELECT vector_key FROM passages)")
+
+    def _delete(self, db: sqlite3.Connection, change: Change) -> list[int]:
+        for chunk in _chunks(change.delete_articles, 500):
+            db.execute(f"DELETE FROM articles WHERE article_id IN ({','.join('?' * len(chunk))})", chunk)
+        removed: list[int] = []
+        for chunk in _chunks(change.delete_bodies, 500):
+            marks = ",".join("?" * len(chunk))
+            removed += [row for (row,) in db.execute(f"SELECT row FROM passages WHERE body_hash IN ({marks})", chunk)]
+            db.execute(f"DELETE FROM passages WHERE body_hash IN ({marks})", chunk)
+            db.execute(f"DELETE FROM bodies WHERE body_hash IN ({marks})", chunk)
+        return removed
+
+    def _insert(self, db: sqlite3.Connection, change: Change) -> list[int]:
+        db.executemany(
+            "INSERT OR REPLACE INTO articles VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                (a.article_id, a.record_hash, a.body_hash, a.title, a.source, a.url, a.date, a.author, a.publisher)
+                for a in change.upsert_articles
+            ),
+        )
+        db.executemany("INSERT OR REPLACE INTO bodies VALUES (?, ?)", change.add_bodies.items())
+        if not change.new_passages:
+            return []
+        first = (db.execute("SELECT MAX(row) FROM passages").fetchone()[0] or 0) + 1
+        rows = list(range(first, first + len(change.new_passages)))
+        db.executemany(
+            'INSERT INTO passages (row, body_hash, ordinal, start, "end", paragraph, text, vector_key) '
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                (row, p.body_hash, p.ordinal, p.start, p.end, p.paragraph, p.text, key)
+                for row, p, key in zip(rows, change.new_passages, change.vector_keys)
+            ),
+        )
+        return rows
+
+    def _forget_old_files(self, current: str) -> None:
+        for path in self.index_dir.glob("vectors-*.faiss*"):
+            if path.name != current:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+
+    # -- reading ------------------------------------------------------------------------
+
+    def _read_faiss(self, manifest: dict[str, Any], db: sqlite3.Connection) -> faiss.Index:
+        """The FAISS index the manifest names; rebuilt from the vector cache when it is unusable."""
+        import faiss
+
+        path = self.index_dir / str(manifest.get("faiss", ""))
+        total = db.execute("SELECT COUNT(*) FROM passages").fetchone()[0]
+        try:
+            index = faiss.read_index(str(path))
+            if index.ntotal == total and index.d == int(manifest["dimension"]):
+                return index
+            problem = f"it holds {index.ntotal} vectors for {total} passages"
+        except (RuntimeError, KeyError, ValueError) as error:
+            problem = str(error).splitlines()[0] if str(error) else type(error).__name__
+        logger.warning("the FAISS file %s is unusable (%s); rebuilding it from the stored vectors", path, problem)
+        return self._faiss_from_cache(db, int(manifest["dimension"]))
+
+    def _faiss_from_cache(self, db: sqlite3.Connection, dimension: int) -> faiss.Index:
+        import faiss
+
+        index = faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+        cursor = db.execute("SELECT p.row, v.vector FROM passages p LEFT JOIN vectors v ON v.vector_key = p.vector_key")
+        while batch := cursor.fetchmany(10_000):
+            if any(blob is None for _, blob in batch):
+                raise StoreError("the index lost vectors of some passages")
+            rows = np.asarray([row for row, _ in batch], dtype=np.int64)
+            vectors = np.vstack([np.frombuffer(blob, dtype=np.float32) for _, blob in batch])
+            index.add_with_ids(vectors, rows)
+        return index
+
+    def faiss_index(self) -> faiss.Index:
+        """The current FAISS index, reloaded when a sync has switched to a newer generation."""
+        manifest = self.manifest()
+        if not manifest:
+            raise StoreError(f"There is no index in {self.index_dir} yet; run `python -m qa index` to build it.")
+        generation = int(manifest["generation"])
+        with self._reload:
+            if self._faiss is None or self._generation != generation:
+                self._faiss = self._read_faiss(manifest, self.db)
+                self._generation = generation
+            return self._faiss
+
+    def search(self, query: Vectors, k: int) -> list[tuple[int, float]]:
+        """(row, inner product) of the `k` nearest passages, best first. `query` is (1, d)."""
+        index = self.faiss_index()
+        if index.ntotal == 0:
+            return []
+        scores, rows = index.search(np.ascontiguousarray(query, dtype=np.float32), min(k, index.ntotal))
+        return [(int(row), float(score)) for row, score in zip(rows[0], scores[0]) if row >= 0]
+
+    def passages(self, rows: Iterable[int]) -> dict[int, StoredPassage]:
+        wanted = list(rows)
+        found: dict[int, StoredPassage] = {}
+        for chunk in _chunks(wanted, 500):
+            marks = ",".join("?" * len(chunk))
+            query = f'SELECT row, body_hash, ordinal, start, "end", paragraph, text FROM passages WHERE row IN ({marks})'
+            for values in self.db.execute(query, chunk):
+                found[values[0]] = StoredPassage(*values)
+        return found
+
+    def citations(self, body_hashes: Iterable[str]) -> dict[str, list[Citation]]:
+        """body_hash -> a citation stub (passage fields zero) for every article with that body."""
+        found: dict[str, list[Citation]] = {}
+        for chunk in _chunks(list(set(body_hashes)), 500):
+            marks = ",".join("?" * len(chunk))
+            query = (
+                "SELECT body_hash, article_id, title, source, url, date, publisher FROM articles "
+                f"WHERE body_hash IN ({marks}) ORDER BY article_id"
+            )
+            for body, article_id, title, source, url, date, publisher in self.db.execute(query, chunk):
+                found.setdefault(body, []).append(
+                    Citation(article_id, title, source, url, date, publisher, passage=0, paragraph=0, start=0, end=0)
+                )
+        return found
+
+    def body(self, body_hash: str) -> str | None:
+        row = self.db.execute("SELECT text FROM bodies WHERE body_hash = ?", (body_hash,)).fetchone()
+        return row[0] if row else None
+
+    def counts(self) -> dict[str, int]:
+        db = self.db
+        return {
+            "articles": db.execute("SELECT COUNT(*) FROM articles").fetchone()[0],
+            "bodies": db.execute("SELECT COUNT(*) FROM bodies").fetchone()[0],
+            "passages": db.execute("SELECT COUNT(*) FROM passages").fetchone()[0],
+        }
+
+    def article_list(self) -> list[tuple[str, str, str | None]]:
+        """(article_id, title, date) of every indexed article, by id."""
+        return list(self.db.execute("SELECT article_id, title, date FROM articles ORDER BY article_id"))
+
+    def check(self) -> list[str]:
+        """Problems found in the index (empty when consistent): FAISS ids against SQLite rows,
+        the manifest, and every passage's span against its stored article text."""
+        import faiss
+
+        manifest = self.manifest()
+        if not manifest:
+            return [f"there is no index in {self.index_dir}"]
+        problems = [f"the manifest has no {key!r}" for key in ("format", "model", "dimension", "faiss") if key not in manifest]
+        if problems:
+            return problems
+        db = self.db
+        try:
+            index = faiss.read_index(str(self.index_dir / manifest["faiss"]))
+        except RuntimeError as error:
+            return [f"the FAISS file {manifest['faiss']} cannot be read ({str(error).splitlines()[0]})"]
+        ids = set(faiss.vector_to_array(index.id_map).tolist()) if hasattr(index, "id_map") else set()
+        rows = {row for (row,) in db.execute("SELECT row FROM passages")}
+        if index.d != manifest["dimension"]:
+            problems.append(f"the FAISS index has dimension {index.d}, the manifest says {manifest['dimension']}")
+        if ids != rows:
+            problems.append(
+                f"FAISS ids and SQLite passages differ: {len(ids - rows)} ids without a passage, "
+                f"{len(rows - ids)} passages without a vector"
+            )
+        orphans = db.execute("SELECT COUNT(*) FROM articles WHERE body_hash NOT IN (SELECT body_hash FROM bodies)")
+        if count := orphans.fetchone()[0]:
+            problems.append(f"{count} articles have no stored text")
+        bad_spans = 0
+        for body_hash, text in db.execute("SELECT body_hash, text FROM bodies"):
+            spans = db.execute('SELECT start, "end", text FROM passages WHERE body_hash = ?', (body_hash,))
+            bad_spans += sum(1 for start, end, passage in spans if text[start:end] != passage)
+        if bad_spans:
+            problems.append(f"{bad_spans} passages do not match their span of the article text")
+        return problems
+
+
+def _write_faiss(index: faiss.Index, path: Path) -> None:
+    """Write to `path.tmp`, flush it to disk, then rename: the file is whole or absent."""
+    import faiss
+
+    temporary = path.with_name(path.name + ".tmp")
+    faiss.write_index(index, str(temporary))
+    with open(temporary, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

@@ -1,0 +1,59 @@
+"""Shared fixtures: one real model per test session, small real article folders, tmp indexes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+from qa import Library, Settings  # noqa: E402
+from qa.embed import Embedder  # noqa: E402
+
+FIXTURES = Path(__file__).parent / "fixtures"
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def _no_qa_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never pick up a developer's QA_* settings."""
+    for name in list(os.environ):
+        if name.startswith("QA_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="session")
+def embedder() -> Embedder:
+    """The real default model, loaded once for the whole session."""
+    return Embedder()
+
+
+@pytest.fixture
+def articles(tmp_path: Path) -> Path:
+    """A copy of the fixture articles (seed article, .md, .json, .jsonl, .html) to change freely."""
+    folder = tmp_path / "articles"
+    shutil.copytree(FIXTURES / "articles", folder)
+    return folder
+
+
+@pytest.fixture
+def library(articles: Path, tmp_path: Path, embedder: Embedder) -> Iterator[Library]:
+    """A library over the fixture articles with its index in a tmp folder (not yet built)."""
+    lib = Library(Settings(articles_dir=articles, index_dir=tmp_path / "index"), embedder=embedder)
+    yield lib
+    lib.store.close()
+
+
+@pytest.fixture(scope="session")
+def seed_library(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Library:
+    """A built index over the fixture articles, shared by read-only tests."""
+    root = tmp_path_factory.mktemp("seed")
+    shutil.copytree(FIXTURES / "articles", root / "articles")
+    lib = Library(Settings(articles_dir=root / "articles", index_dir=root / "index"), embedder=embedder)
+    lib.sync()
+    return lib

@@ -1,0 +1,68 @@
+"""The command line, run as a user runs it: `python -m qa ...` in a real process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def qa(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QA_")}
+    return subprocess.run(
+        [sys.executable, "-m", "qa", *args], cwd=cwd, env={**env, "PYTHONPATH": str(ROOT)},
+        capture_output=True, text=True, timeout=300,
+    )
+
+
+def test_index_then_ask_json_then_add_an_article(articles: Path, tmp_path: Path) -> None:
+    folders = ["--articles", str(articles), "--index", str(tmp_path / "index")]
+    built = qa("index", *folders)
+    assert built.returncode == 0, built.stderr
+    assert "6 added, 0 updated, 0 removed, 0 unchanged" in built.stdout
+
+    asked = qa("ask", "Who interviewed Maduro?", "--json", "-k", "3", *folders)
+    assert asked.returncode == 0, asked.stderr
+    answer = json.loads(asked.stdout)
+    assert answer["question"] == "Who interviewed Maduro?" and len(answer["hits"]) == 3
+    top = answer["hits"][0]
+    assert {"rank", "score", "text", "article_id", "title", "source", "url", "date", "passage", "start", "end"} <= set(top)
+    assert top["rank"] == 1 and "Ignacio Ramonet" in top["text"]
+    assert top["source"] == "venezuela-maduro-us-negotiations.txt"
+
+    (articles / "harbour.txt").write_text("Harbour reopens\n\nThe harbour at Dunmore reopened on Friday.\n")
+    synced = qa("index", *folders)
+    assert "1 added, 0 updated, 0 removed, 6 unchanged; 1 passages embedded" in synced.stdout
+
+
+def test_ask_prints_a_readable_ranked_list_with_citations(articles: Path, tmp_path: Path) -> None:
+    asked = qa("ask", "Which US oil company can export Venezuelan crude?", "-k", "2",
+               "--articles", str(articles), "--index", str(tmp_path / "index"))
+    assert asked.returncode == 0, asked.stderr
+    assert asked.stdout.startswith("[1] Venezuela’s Maduro Opens Door")
+    assert "venezuela-maduro-us-negotiations.txt, paragraph" in asked.stdout and "Chevron" in asked.stdout
+    assert "[2] " in asked.stdout
+
+
+def test_an_empty_question_exits_2_with_a_message(tmp_path: Path) -> None:
+    asked = qa("ask", "   ", "--index", str(tmp_path / "index"))
+    assert asked.returncode == 2
+    assert "question is empty" in asked.stderr and "Traceback" not in asked.stderr
+
+
+def test_a_missing_articles_folder_exits_1_with_a_message(tmp_path: Path) -> None:
+    built = qa("index", "--articles", str(tmp_path / "missing"), "--index", str(tmp_path / "index"))
+    assert built.returncode == 1
+    assert "does not exist" in built.stderr and "Traceback" not in built.stderr
+
+
+def test_skipped_files_are_named_on_standard_error(articles: Path, tmp_path: Path) -> None:
+    (articles / "broken.json").write_text("{not json")
+    built = qa("index", "--articles", str(articles), "--index", str(tmp_path / "index"))
+    assert built.returncode == 0
+    assert "skipped: broken.json: malformed JSON" in built.stderr
+    assert "1 file(s) skipped" in built.stdout
