@@ -8,6 +8,6 @@
 from .assistant import Library, retrieve
 from .config import Settings
 from .errors import QAError
-from .schema import Article, Citation, Hit, Passage
+from .schema import Article, Citation, Filters, Hit, Passage
 
-__all__ = ["Article", "Citation", "Hit", "Library", "Passage", "QAError", "Settings", "retrieve"]
+__all__ = ["Article", "Citation", "Filters", "Hit", "Library", "Passage", "QAError", "Settings", "retrieve"]

@@ -8,8 +8,8 @@ from pathlib import Path
 from .build import Progress, SyncReport, sync
 from .config import Settings
 from .embed import Embedder
-from .schema import Hit
-from .search import dense_search
+from .schema import Filters, Hit
+from .search import search
 from .store import Store
 
 
@@ -43,14 +43,20 @@ class Library:
         if not self._synced:
             self.sync()
 
-    def retrieve(self, question: str, k: int = 5) -> list[Hit]:
+    def retrieve(
+        self, question: str, k: int = 5, mode: str | None = None, filters: Filters | None = None
+    ) -> list[Hit]:
         """The `k` best passages for `question`, best first.
 
+        Args:
+            mode: "dense", "bm25" or "hybrid"; defaults to the settings' mode (hybrid).
+            filters: restrict to articles by source, title/id and date range.
+
         Raises:
-            QuestionError: the question is empty or too long, or k is out of range.
+            QuestionError: the question is empty or too long, or k, mode or filters are impossible.
         """
         self.ensure_index()
-        return dense_search(question, k, self.store, self.embedder)
+        return search(question, k, self.store, self.embedder, mode or self.settings.mode, filters)
 
     def status(self) -> dict[str, object]:
         """Counts and manifest of the index, for panels and `qa index`."""
@@ -73,11 +79,16 @@ def default_library(articles_dir: Path | str | None = None, index_dir: Path | st
 
 
 def retrieve(
-    question: str, k: int = 5, articles_dir: Path | str | None = None, index_dir: Path | str | None = None
+    question: str,
+    k: int = 5,
+    mode: str | None = None,
+    filters: Filters | None = None,
+    articles_dir: Path | str | None = None,
+    index_dir: Path | str | None = None,
 ) -> list[Hit]:
     """The `k` best passages for `question` from the articles in `articles_dir`.
 
     Folders default to `QA_ARTICLES_DIR` / `QA_INDEX_DIR`, else `seeds/` and `index/`. The index
-    is built or synced on first use.
+    is built or synced on first use. See `Library.retrieve` for `mode` and `filters`.
     """
-    return default_library(articles_dir, index_dir).retrieve(question, k)
+    return default_library(articles_dir, index_dir).retrieve(question, k, mode, filters)

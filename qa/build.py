@@ -19,6 +19,7 @@ from .articles import Problem, load_folder
 from .config import Settings
 from .embed import Embedder
 from .hashing import digest
+from .lexical import terms
 from .passages import Splitter
 from .store import FORMAT_VERSION, Change, Store
 
@@ -111,11 +112,17 @@ def sync(
 
         splitter = Splitter(
             settings.passage_words, settings.overlap_sentences, min(settings.max_tokens, embedder.max_tokens),
-            count_tokens=embedder.count_tokens,
+            count_tokens=embedder.count_tokens, whole=not settings.split,
         )
         passages = [p for key, text in new_bodies.items() for p in splitter.split(text, key)]
-        keys = [digest(f"{settings.model}\x1f{p.text}") for p in passages]
-        vectors, embedded = _vectors(store, embedder, [p.text for p in passages], keys, progress)
+        titles: dict[str, str] = {}
+        for article in sorted(current.values(), key=lambda a: a.article_id):
+            titles.setdefault(article.body_hash, article.title)
+        titled = [f"{titles[p.body_hash]}\n{p.text}" for p in passages]
+        to_embed = titled if settings.title_in_vectors else [p.text for p in passages]
+        keys = [digest(f"{settings.model}\x1f{text}") for text in to_embed]
+        vectors, embedded = _vectors(store, embedder, to_embed, keys, progress)
+        new_terms = terms(titled if settings.title_in_terms else [p.text for p in passages])
         removed_passages = store.counts()["passages"] if reason else _passage_count(store, old_bodies)
 
         change = Change(
@@ -125,6 +132,7 @@ def sync(
             delete_bodies=old_bodies,
             new_passages=passages,
             vector_keys=keys,
+            new_terms=new_terms,
             new_vectors=vectors,
             reset=bool(reason) or not manifest,
             manifest={

@@ -7,11 +7,13 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from .assistant import Library
 from .config import Settings
 from .errors import QAError, QuestionError
 from .schema import Hit
+from .search import MODES
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 
@@ -44,6 +46,21 @@ def parser() -> argparse.ArgumentParser:
     )
     folders(check)
 
+    evaluation = commands.add_parser(
+        "eval", help="measure retrieval quality on a labelled set",
+        description="Index DATASET_DIR/passages.jsonl as given (one passage each) and score the questions in "
+        "DATASET_DIR/questions.jsonl: recall@1/5/10, MRR@10, nDCG@10, answer recall@1/5, questions per second.",
+    )
+    evaluation.add_argument("dataset", metavar="DATASET_DIR")
+    evaluation.add_argument("--mode", choices=[*MODES, "all"], default="all", help="which mode(s) (default: all)")
+    evaluation.add_argument("-k", "--k", type=int, default=10, help="passages per question (default 10)")
+    evaluation.add_argument("--json", metavar="OUT", help="also write the figures as JSON to OUT")
+    evaluation.add_argument("--index", metavar="DIR", help="keep the index here (default: a temporary folder); "
+                            "a kept index makes the next run reuse its embeddings")
+    evaluation.add_argument("--model", metavar="NAME", help="embedding model ($QA_MODEL)")
+    evaluation.add_argument("--limit", type=int, metavar="N", help="only the first N questions")
+    evaluation.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+
     ask = commands.add_parser("ask", help="ask a question", description="Print the passages that best answer QUESTION.")
     ask.add_argument("question", help="the question, in quotes")
     ask.add_argument("-k", type=int, default=5, metavar="N", help="how many passages (1-100, default 5)")
@@ -58,6 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
     try:
+        if args.command == "eval":
+            return run_eval(args)
         settings = Settings.from_env(articles_dir=args.articles, index_dir=args.index, model=args.model)
         library = Library(settings)
         if args.command == "index":
@@ -85,6 +104,22 @@ def run_index(library: Library, rebuild: bool) -> int:
         print(f"{'skipped' if problem.skipped else 'warning'}: {problem}", file=sys.stderr)
     print(report.summary())
     print(f"Index: {library.settings.index_dir}  Articles: {library.settings.articles_dir}")
+    return EXIT_OK
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate, table
+
+    modes = MODES if args.mode == "all" else (args.mode,)
+    settings = Settings.from_env(model=args.model)
+    result = evaluate(
+        Path(args.dataset), modes, args.k, Path(args.index) if args.index else None, settings, limit=args.limit,
+        progress=lambda line: print(line, file=sys.stderr),
+    )
+    print(f"{result['passages']} passages, {result['questions']} questions, model {settings.model}")
+    print(table(result))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     return EXIT_OK
 
 

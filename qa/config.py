@@ -37,6 +37,10 @@ class Settings:
     overlap_sentences: int = 0
     max_tokens: int = 256
     batch_size: int = 32
+    mode: str = "hybrid"  # default search mode: dense, bm25 or hybrid
+    split: bool = True  # False: each article is one passage as given (evaluation sets)
+    title_in_terms: bool = True  # BM25 sees "title + passage"
+    title_in_vectors: bool = False  # the embedding sees "title + passage"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "articles_dir", Path(self.articles_dir))
@@ -47,6 +51,8 @@ class Settings:
             raise ConfigError(f"overlap_sentences={self.overlap_sentences} must be between 0 and 5.")
         if self.max_tokens < 16:
             raise ConfigError(f"max_tokens={self.max_tokens} is too small; use at least 16.")
+        if self.mode not in ("dense", "bm25", "hybrid"):
+            raise ConfigError(f"mode={self.mode!r} is not a search mode; use dense, bm25 or hybrid.")
         if self.batch_size < 1:
             raise ConfigError(f"batch_size={self.batch_size} must be at least 1.")
 
@@ -60,6 +66,7 @@ class Settings:
             passage_words=_env_int("QA_PASSAGE_WORDS", 120),
             overlap_sentences=_env_int("QA_OVERLAP_SENTENCES", 0),
             batch_size=_env_int("QA_BATCH_SIZE", 32),
+            mode=os.environ.get("QA_MODE") or "hybrid",
         )
         given = {key: value for key, value in overrides.items() if value is not None}
         return replace(base, **given) if given else base
@@ -71,4 +78,7 @@ class Settings:
             "passage_words": self.passage_words,
             "overlap_sentences": self.overlap_sentences,
             "max_tokens": self.max_tokens,
+            "split": self.split,
+            "title_in_terms": self.title_in_terms,
+            "title_in_vectors": self.title_in_vectors,
         }

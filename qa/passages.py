@@ -43,6 +43,7 @@ class Splitter:
         overlap: sentences repeated at the start of the next passage. Defaults to 0.
         max_tokens: hard limit in word pieces, special tokens included. Defaults to 256.
         count_tokens: the model's tokenizer as a counter; a word-based estimate by default.
+        whole: keep each body as one passage, as given (for evaluation sets that are pre-split).
     """
 
     def __init__(
@@ -51,6 +52,7 @@ class Splitter:
         overlap: int = 0,
         max_tokens: int = 256,
         count_tokens: TokenCounter = estimate_tokens,
+        whole: bool = False,
     ) -> None:
         if words < 1 or max_tokens < 8:
             raise ConfigError(f"passages need words >= 1 and max_tokens >= 8 (got {words}, {max_tokens}).")
@@ -60,10 +62,14 @@ class Splitter:
         self.overlap = overlap
         self.budget = max_tokens - 2  # [CLS] and [SEP]
         self.count_tokens = count_tokens
+        self.whole = whole
         self._segmenter: object | None = None
 
     def split(self, body: str, body_hash: str) -> list[Passage]:
         """Passages of `body`, in order; `body[p.start:p.end] == p.text` for each."""
+        if self.whole:
+            start, end = len(body) - len(body.lstrip()), len(body.rstrip())
+            return [Passage(body_hash, 0, start, end, 0, body[start:end])] if end > start else []
         units = self.sentences(body)
         windows: list[tuple[int, int]] = []
         first = 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .errors import QuestionError
 from .hashing import digest
 
 
@@ -93,3 +94,39 @@ class Hit:
                 for c in self.also_in
             ],
         }
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Which articles a search may return. Empty fields do not restrict.
+
+    sources: publishers (the `source:` field) or source files/folders, case-insensitive.
+    articles: article ids, or words of the title (case-insensitive).
+    date_from, date_to: inclusive ISO dates; articles without a date are left out when set.
+    """
+
+    sources: tuple[str, ...] = ()
+    articles: tuple[str, ...] = ()
+    date_from: str | None = None
+    date_to: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("date_from", "date_to"):
+            value = getattr(self, name)
+            if value is not None and not _is_iso_date(value):
+                raise QuestionError(f"{name} must be a date written YYYY-MM-DD (got {value!r}).")
+        if self.date_from and self.date_to and self.date_from > self.date_to:
+            raise QuestionError(f"date_from {self.date_from} is after date_to {self.date_to}.")
+
+    def __bool__(self) -> bool:
+        return bool(self.sources or self.articles or self.date_from or self.date_to)
+
+
+def _is_iso_date(value: str) -> bool:
+    from datetime import date
+
+    try:
+        date.fromisoformat(value)
+    except (TypeError, ValueError):
+        return False
+    return len(value) == 10

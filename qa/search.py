@@ -1,14 +1,24 @@
-"""Question → ranked `Hit`s with citations."""
+"""Question → ranked `Hit`s with citations: dense, BM25, or both fused.
+
+Hybrid search takes the top candidates of each side and fuses their ranks (reciprocal rank
+fusion); the chosen passages are then cleaned up for people: overlapping windows of one article
+and near-identical copies from other articles are merged into one hit citing every source.
+"""
 
 from __future__ import annotations
 
-from .embed import Embedder
+import numpy as np
+
+from .embed import Embedder, Vectors
 from .errors import QuestionError
-from .schema import Citation, Hit
-from .store import Store
+from .schema import Citation, Filters, Hit
+from .store import Store, StoredPassage
 
 MAX_QUESTION_CHARS = 2000
 MAX_K = 100
+MODES = ("dense", "bm25", "hybrid")
+RRF_K = 60  # the usual constant of reciprocal rank fusion
+NEAR_DUPLICATE = 0.97  # cosine above which two passages count as copies of one text
 
 
 def clean_question(question: object) -> str:
@@ -36,30 +46,103 @@ def check_k(k: object) -> int:
     return k
 
 
-def dense_search(question: str, k: int, store: Store, embedder: Embedder) -> list[Hit]:
-    """The `k` passages nearest to the question, best first, each citing its article(s)."""
+def check_mode(mode: object) -> str:
+    if mode not in MODES:
+        raise QuestionError(f"mode must be one of {', '.join(MODES)} (got {mode!r}).")
+    return str(mode)
+
+
+def search(
+    question: str,
+    k: int,
+    store: Store,
+    embedder: Embedder,
+    mode: str = "hybrid",
+    filters: Filters | None = None,
+    query_vector: Vectors | None = None,
+) -> list[Hit]:
+    """The `k` best passages for `question`, best first, each citing its article(s).
+
+    Args:
+        mode: "dense" (embeddings), "bm25" (shared terms) or "hybrid" (both, fused).
+        filters: restrict to some articles; applied inside each index, not after it.
+        query_vector: the question's (1, d) embedding when the caller already has it.
+    """
     question = clean_question(question)
     k = check_k(k)
-    found = store.search(embedder.encode_query(question), k)
-    return hits(found, store)
+    mode = check_mode(mode)
+    allowed = store.allowed_rows(filters) if filters else None
+    if allowed is not None and not allowed:
+        return []
+    depth = max(3 * k, 30)
+    if query_vector is None and mode != "bm25":
+        query_vector = embedder.encode_query(question)
+    dense = store.search(query_vector, depth, allowed) if mode != "bm25" else []
+    lexical = store.search_terms(question, depth, allowed) if mode != "dense" else []
+    if mode == "dense":
+        ranked = dense
+    elif mode == "bm25":
+        ranked = lexical
+    else:
+        ranked = fuse([dense, lexical])
+    return compose(ranked, k, store)
 
 
-def hits(found: list[tuple[int, float]], store: Store) -> list[Hit]:
-    """(row, score) pairs as `Hit`s; rows that vanished in a concurrent sync are dropped."""
-    passages = store.passages(row for row, _ in found)
+def fuse(rankings: list[list[tuple[int, float]]], constant: int = RRF_K) -> list[tuple[int, float]]:
+    """Reciprocal rank fusion: each list adds 1 / (constant + rank) to a row's score."""
+    scores: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, (row, _) in enumerate(ranking, start=1):
+            scores[row] = scores.get(row, 0.0) + 1.0 / (constant + rank)
+    return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+
+
+def compose(ranked: list[tuple[int, float]], k: int, store: Store) -> list[Hit]:
+    """The first `k` distinct hits of a ranking, merging overlapping windows and near-copies."""
+    passages = store.passages(row for row, _ in ranked)
+    vectors = store.vectors([row for row, _ in ranked if row in passages])
     sources = store.citations(p.body_hash for p in passages.values())
-    result: list[Hit] = []
-    for row, score in found:
+    kept: list[tuple[StoredPassage, float, list[StoredPassage]]] = []
+    for row, score in ranked:
         passage = passages.get(row)
-        cites = sources.get(passage.body_hash, []) if passage else []
-        if passage is None or not cites:
+        if passage is None or passage.body_hash not in sources:
+            continue  # removed by a sync since the search
+        twin = next((entry for entry in kept if _same_text(entry[0], passage, vectors)), None)
+        if twin is not None:
+            twin[2].append(passage)
             continue
-        located = tuple(
-            Citation(
-                c.article_id, c.title, c.source, c.url, c.date, c.publisher,
-                passage=passage.ordinal, paragraph=passage.paragraph, start=passage.start, end=passage.end,
-            )
-            for c in cites
-        )
-        result.append(Hit(len(result) + 1, score, passage.text, located[0], located[1:]))
-    return result
+        if len(kept) < k:
+            kept.append((passage, score, []))
+    return [
+        _hit(rank, passage, score, copies, sources) for rank, (passage, score, copies) in enumerate(kept, start=1)
+    ]
+
+
+def _same_text(first: StoredPassage, second: StoredPassage, vectors: dict[int, Vectors]) -> bool:
+    """Overlapping windows of one body, or near-identical passages of two bodies."""
+    if first.body_hash == second.body_hash:
+        return first.start < second.end and second.start < first.end
+    a, b = vectors.get(first.row), vectors.get(second.row)
+    return a is not None and b is not None and float(np.dot(a, b)) >= NEAR_DUPLICATE
+
+
+def _hit(
+    rank: int, passage: StoredPassage, score: float, copies: list[StoredPassage], sources: dict[str, list[Citation]]
+) -> Hit:
+    located = [_locate(cite, passage) for cite in sources[passage.body_hash]]
+    for copy in copies:
+        if copy.body_hash != passage.body_hash:
+            located += [_locate(cite, copy) for cite in sources.get(copy.body_hash, [])]
+    return Hit(rank, score, passage.text, located[0], tuple(located[1:]))
+
+
+def _locate(cite: Citation, passage: StoredPassage) -> Citation:
+    return Citation(
+        cite.article_id, cite.title, cite.source, cite.url, cite.date, cite.publisher,
+        passage=passage.ordinal, paragraph=passage.paragraph, start=passage.start, end=passage.end,
+    )
+
+
+def dense_search(question: str, k: int, store: Store, embedder: Embedder) -> list[Hit]:
+    """Dense-only search (kept for callers that want plain embeddings)."""
+    return search(question, k, store, embedder, mode="dense")

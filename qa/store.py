@@ -20,6 +20,7 @@ import fcntl
 import json
 import logging
 import os
+import shutil
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -31,7 +32,8 @@ import numpy as np
 import numpy.typing as npt
 
 from .errors import BusyError, StoreError
-from .schema import Article, Citation, Passage
+from .lexical import LexicalIndex
+from .schema import Article, Citation, Filters, Passage
 
 if TYPE_CHECKING:
     import faiss
@@ -50,7 +52,7 @@ CREATE TABLE IF NOT EXISTS bodies (body_hash TEXT PRIMARY KEY, text TEXT NOT NUL
 CREATE TABLE IF NOT EXISTS passages (
     row INTEGER PRIMARY KEY, body_hash TEXT NOT NULL, ordinal INTEGER NOT NULL,
     start INTEGER NOT NULL, "end" INTEGER NOT NULL, paragraph INTEGER NOT NULL,
-    text TEXT NOT NULL, vector_key TEXT NOT NULL);
+    text TEXT NOT NULL, vector_key TEXT NOT NULL, terms TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS passages_body ON passages (body_hash);
 CREATE TABLE IF NOT EXISTS vectors (vector_key TEXT PRIMARY KEY, vector BLOB NOT NULL);
 """
@@ -74,7 +76,8 @@ class StoredPassage:
 class Change:
     """Everything one sync writes, applied in one transaction.
 
-    `new_passages[i]` is embedded as `new_vectors[i]` under the cache key `vector_keys[i]`.
+    `new_passages[i]` is embedded as `new_vectors[i]` under the cache key `vector_keys[i]`, and
+    `new_terms[i]` are its BM25 terms.
     """
 
     upsert_articles: list[Article] = field(default_factory=list)
@@ -83,6 +86,7 @@ class Change:
     delete_bodies: list[str] = field(default_factory=list)
     new_passages: list[Passage] = field(default_factory=list)
     vector_keys: list[str] = field(default_factory=list)
+    new_terms: list[list[str]] = field(default_factory=list)
     new_vectors: Vectors | None = None
     manifest: dict[str, Any] = field(default_factory=dict)
     reset: bool = False  # drop everything first (a full rebuild)
@@ -100,6 +104,7 @@ class Store:
         self.path = self.index_dir / DATABASE
         self._local = threading.local()
         self._faiss: faiss.Index | None = None
+        self._lexical: LexicalIndex | None = None
         self._generation: int | None = None
         self._reload = threading.Lock()
 
@@ -201,6 +206,7 @@ class Store:
         dimension = int(change.manifest["dimension"])
         generation = int(old.get("generation", 0)) + 1
         faiss_name = f"vectors-{generation}.faiss"
+        lexical_name = f"lexical-{generation}"
         db.execute("BEGIN IMMEDIATE")
         try:
             if change.reset:
@@ -221,15 +227,20 @@ class Store:
             if index.ntotal != total:
                 raise StoreError(f"internal: FAISS holds {index.ntotal} vectors but SQLite {total} passages")
             _write_faiss(index, self.index_dir / faiss_name)
-            manifest = {**change.manifest, "format": FORMAT_VERSION, "generation": generation, "faiss": faiss_name}
+            _write_lexical(self._lexical_from_terms(db), self.index_dir / lexical_name)
+            manifest = {
+                **change.manifest, "format": FORMAT_VERSION, "generation": generation,
+                "faiss": faiss_name, "lexical": lexical_name,
+            }
             db.execute("DELETE FROM manifest")
             db.executemany("INSERT INTO manifest VALUES (?, ?)", ((k, json.dumps(v)) for k, v in manifest.items()))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             (self.index_dir / faiss_name).unlink(missing_ok=True)
+            shutil.rmtree(self.index_dir / lexical_name, ignore_errors=True)
             raise
-        self._forget_old_files(faiss_name)
+        self._forget_old_files(faiss_name, lexical_name)
         with self.db:
             self.db.execute("DELETE FROM vectors WHERE vector_key NOT IN (SELECT vector_key FROM passages)")
 
@@ -258,20 +269,20 @@ class Store:
         first = (db.execute("SELECT MAX(row) FROM passages").fetchone()[0] or 0) + 1
         rows = list(range(first, first + len(change.new_passages)))
         db.executemany(
-            'INSERT INTO passages (row, body_hash, ordinal, start, "end", paragraph, text, vector_key) '
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            'INSERT INTO passages (row, body_hash, ordinal, start, "end", paragraph, text, vector_key, terms) '
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                (row, p.body_hash, p.ordinal, p.start, p.end, p.paragraph, p.text, key)
-                for row, p, key in zip(rows, change.new_passages, change.vector_keys)
+                (row, p.body_hash, p.ordinal, p.start, p.end, p.paragraph, p.text, key, " ".join(words))
+                for row, p, key, words in zip(rows, change.new_passages, change.vector_keys, change.new_terms)
             ),
         )
         return rows
 
-    def _forget_old_files(self, current: str) -> None:
-        for path in self.index_dir.glob("vectors-*.faiss*"):
-            if path.name != current:
+    def _forget_old_files(self, *current: str) -> None:
+        for path in [*self.index_dir.glob("vectors-*.faiss*"), *self.index_dir.glob("lexical-*")]:
+            if path.name not in current:
                 with contextlib.suppress(OSError):
-                    path.unlink()
+                    shutil.rmtree(path) if path.is_dir() else path.unlink()
 
     # -- reading ------------------------------------------------------------------------
 
@@ -304,25 +315,68 @@ class Store:
             index.add_with_ids(vectors, rows)
         return index
 
-    def faiss_index(self) -> faiss.Index:
-        """The current FAISS index, reloaded when a sync has switched to a newer generation."""
+    def _current(self) -> tuple[faiss.Index, LexicalIndex]:
+        """The indexes of the current generation, reloaded when a sync has switched to a newer one."""
         manifest = self.manifest()
         if not manifest:
             raise StoreError(f"There is no index in {self.index_dir} yet; run `python -m qa index` to build it.")
         generation = int(manifest["generation"])
         with self._reload:
-            if self._faiss is None or self._generation != generation:
+            if self._faiss is None or self._lexical is None or self._generation != generation:
                 self._faiss = self._read_faiss(manifest, self.db)
+                self._lexical = self._read_lexical(manifest, self.db)
                 self._generation = generation
-            return self._faiss
+            return self._faiss, self._lexical
 
-    def search(self, query: Vectors, k: int) -> list[tuple[int, float]]:
-        """(row, inner product) of the `k` nearest passages, best first. `query` is (1, d)."""
+    def faiss_index(self) -> faiss.Index:
+        return self._current()[0]
+
+    def lexical_index(self) -> LexicalIndex:
+        return self._current()[1]
+
+    def _read_lexical(self, manifest: dict[str, Any], db: sqlite3.Connection) -> LexicalIndex:
+        """The BM25 index the manifest names; rebuilt from the stored terms when it is unusable."""
+        total = db.execute("SELECT COUNT(*) FROM passages").fetchone()[0]
+        try:
+            lexical = LexicalIndex.load(self.index_dir / str(manifest.get("lexical", "")))
+            if len(lexical) == total:
+                return lexical
+            problem = f"it holds {len(lexical)} passages of {total}"
+        except (OSError, ValueError, KeyError) as error:
+            problem = str(error).splitlines()[0] if str(error) else type(error).__name__
+        logger.warning("the BM25 index of %s is unusable (%s); rebuilding it from the stored terms", self.index_dir, problem)
+        return self._lexical_from_terms(db)
+
+    @staticmethod
+    def _lexical_from_terms(db: sqlite3.Connection) -> LexicalIndex:
+        rows: list[int] = []
+        passage_terms: list[list[str]] = []
+        for row, words in db.execute("SELECT row, terms FROM passages ORDER BY row"):
+            rows.append(row)
+            passage_terms.append(words.split())
+        return LexicalIndex.build(rows, passage_terms)
+
+    def search(self, query: Vectors, k: int, allowed: set[int] | None = None) -> list[tuple[int, float]]:
+        """(row, inner product) of the `k` nearest passages, best first. `query` is (1, d).
+
+        `allowed` restricts the search to those passage rows, inside FAISS (an ID selector).
+        """
+        import faiss
+
         index = self.faiss_index()
-        if index.ntotal == 0:
+        limit = index.ntotal if allowed is None else min(index.ntotal, len(allowed))
+        if limit == 0:
             return []
-        scores, rows = index.search(np.ascontiguousarray(query, dtype=np.float32), min(k, index.ntotal))
+        params = None
+        if allowed is not None:
+            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(np.fromiter(allowed, dtype=np.int64)))
+        query = np.ascontiguousarray(query, dtype=np.float32)
+        scores, rows = index.search(query, min(k, limit), params=params)
         return [(int(row), float(score)) for row, score in zip(rows[0], scores[0]) if row >= 0]
+
+    def search_terms(self, question: str, k: int, allowed: set[int] | None = None) -> list[tuple[int, float]]:
+        """(row, BM25 score) of the `k` best passages by shared terms, best first."""
+        return self.lexical_index().search(question, k, allowed)
 
     def passages(self, rows: Iterable[int]) -> dict[int, StoredPassage]:
         wanted = list(rows)
@@ -348,6 +402,42 @@ class Store:
                     Citation(article_id, title, source, url, date, publisher, passage=0, paragraph=0, start=0, end=0)
                 )
         return found
+
+    def vectors(self, rows: Iterable[int]) -> dict[int, Vectors]:
+        """The stored (d,) vector of each passage row that still exists."""
+        index = self.faiss_index()
+        found: dict[int, Vectors] = {}
+        for row in rows:
+            with contextlib.suppress(RuntimeError):
+                found[row] = index.reconstruct(int(row))
+        return found
+
+    def allowed_rows(self, filters: Filters) -> set[int]:
+        """Passage rows of the articles that pass `filters`."""
+        clauses: list[str] = []
+        values: list[str] = []
+        if filters.sources:
+            parts = []
+            for source in filters.sources:
+                parts.append("(lower(a.publisher) = ? OR lower(a.source) = ? OR lower(a.source) LIKE ? ESCAPE '\\')")
+                lowered = source.lower().strip("/")
+                values += [lowered, lowered, _like_prefix(lowered) + "/%"]
+            clauses.append("(" + " OR ".join(parts) + ")")
+        if filters.articles:
+            parts = []
+            for wanted in filters.articles:
+                parts.append("(a.article_id = ? OR lower(a.title) LIKE ? ESCAPE '\\')")
+                values += [wanted, "%" + _like_prefix(wanted.lower()) + "%"]
+            clauses.append("(" + " OR ".join(parts) + ")")
+        if filters.date_from:
+            clauses.append("a.date >= ?")
+            values.append(filters.date_from)
+        if filters.date_to:
+            clauses.append("a.date <= ?")
+            values.append(filters.date_to)
+        where = " AND ".join(clauses) or "1"
+        query = f"SELECT p.row FROM passages p JOIN articles a ON a.body_hash = p.body_hash WHERE {where}"
+        return {row for (row,) in self.db.execute(query, values)}
 
     def body(self, body_hash: str) -> str | None:
         row = self.db.execute("SELECT text FROM bodies WHERE body_hash = ?", (body_hash,)).fetchone()
@@ -411,6 +501,22 @@ def _write_faiss(index: faiss.Index, path: Path) -> None:
     with open(temporary, "rb") as handle:
         os.fsync(handle.fileno())
     os.replace(temporary, path)
+
+
+def _write_lexical(lexical: LexicalIndex, folder: Path) -> None:
+    """Write to `folder.tmp`, then rename: the folder is whole or absent."""
+    temporary = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(temporary, ignore_errors=True)
+    lexical.save(temporary)
+    for path in temporary.iterdir():
+        with open(path, "rb") as handle:
+            os.fsync(handle.fileno())
+    os.replace(temporary, folder)
+
+
+def _like_prefix(text: str) -> str:
+    """`text` with LIKE's wildcards escaped."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:

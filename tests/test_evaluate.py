@@ -1,0 +1,70 @@
+"""The evaluation harness: metrics checked by hand, and the `qa eval` report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from qa.embed import Embedder
+from qa.evaluate import Question, evaluate, metrics, read_dataset
+from qa.errors import ConfigError
+
+TINY = Path(__file__).parent / "fixtures" / "tiny-eval"
+
+
+def question(gold: set[str], answers: tuple[str, ...] = ()) -> Question:
+    return Question("q", "?", answers, frozenset(gold))
+
+
+def test_metrics_match_hand_computed_values() -> None:
+    questions = [question({"a"}, ("red",)), question({"b"}, ("blue",)), question({"c", "d"}, ("green",))]
+    ranked = [
+        ["a", "x", "y"],  # gold at rank 1
+        ["x", "y", "z", "w", "v", "b"],  # gold at rank 6: outside @5, inside @10
+        ["x", "c", "d"],  # two gold passages, the first at rank 2
+    ]
+    texts = [["a red car"], ["no"] * 5 + ["blue"], ["x", "GREEN light"]]
+    scores = metrics(ranked, texts, questions)
+    assert scores["recall@1"] == pytest.approx(1 / 3)
+    assert scores["recall@5"] == pytest.approx(2 / 3)
+    assert scores["recall@10"] == pytest.approx(1.0)
+    assert scores["mrr@10"] == pytest.approx((1 + 1 / 6 + 1 / 2) / 3)
+    ndcg_third = (1 / 1.5849625 + 1 / 2) / (1 + 1 / 1.5849625)
+    assert scores["ndcg@10"] == pytest.approx((1 + 1 / 2.8073549 + ndcg_third) / 3)
+    assert scores["answer_recall@1"] == pytest.approx(1 / 3)  # only "a red car" at rank 1
+    assert scores["answer_recall@5"] == pytest.approx(2 / 3)  # "GREEN light" counts, case-insensitive
+
+
+def test_eval_reports_every_mode_on_a_tiny_set(tmp_path: Path, embedder: Embedder) -> None:
+    result = evaluate(TINY, embedder=embedder, index_dir=tmp_path / "index")
+    assert (result["passages"], result["questions"]) == (5, 3)
+    for mode in ("dense", "bm25", "hybrid"):
+        figures = result["modes"][mode]
+        assert set(figures) == {"recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10", "answer_recall@1",
+                                "answer_recall@5", "qps", "index_seconds"}
+        assert figures["recall@5"] == 1.0, mode  # five passages: the gold one is always in the top 5
+    assert result["modes"]["hybrid"]["recall@1"] == 1.0
+
+
+def test_the_cli_writes_the_json_report(tmp_path: Path) -> None:
+    from qa.cli import main
+
+    out = tmp_path / "report.json"
+    assert main(["eval", str(TINY), "--mode", "bm25", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert list(report["modes"]) == ["bm25"] and report["questions"] == 3
+
+
+def test_a_dataset_folder_without_questions_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "passages.jsonl").write_text('{"id": "a", "text": "x"}\n')
+    with pytest.raises(ConfigError, match="questions.jsonl is missing"):
+        read_dataset(tmp_path)
+
+
+def test_a_malformed_line_is_named(tmp_path: Path) -> None:
+    (tmp_path / "passages.jsonl").write_text('{"id": "a", "text": "x"}\n{"id": "b"}\n')
+    (tmp_path / "questions.jsonl").write_text("")
+    with pytest.raises(ConfigError, match="passages.jsonl line 2 has no text"):
+        read_dataset(tmp_path)
