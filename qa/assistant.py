@@ -7,7 +7,9 @@ from pathlib import Path
 
 from .build import Progress, SyncReport, sync
 from .config import Settings
+from .dates import read_when
 from .embed import Embedder
+from .health import headline_check
 from .schema import Filters, Hit
 from .search import search
 from .store import Store
@@ -35,6 +37,8 @@ class Library:
         """Bring the index up to date with the articles folder (see `qa.build.sync`)."""
         with self._sync_lock:
             report = sync(self.settings, self.store, self.embedder, rebuild=rebuild, progress=progress)
+            if report.changed or "health" not in self.store.manifest():
+                self.store.note("health", headline_check(self.store, self.embedder, self.settings.mode))
             self._synced = True
             return report
 
@@ -52,16 +56,25 @@ class Library:
             mode: "dense", "bm25" or "hybrid"; defaults to the settings' mode (hybrid).
             filters: restrict to articles by source, title/id and date range.
 
+        Time in the question ("in March 2005", "last week", "latest") narrows or re-ranks the
+        search unless the settings' `read_dates` is off (see `qa.dates`).
+
         Raises:
             QuestionError: the question is empty or too long, or k, mode or filters are impossible.
         """
         self.ensure_index()
-        return search(question, k, self.store, self.embedder, mode or self.settings.mode, filters)
+        when = read_when(question, self.store.newest_date()) if self.settings.read_dates else None
+        return search(question, k, self.store, self.embedder, mode or self.settings.mode, filters, when=when)
 
     def status(self) -> dict[str, object]:
         """Counts and manifest of the index, for panels and `qa index`."""
         manifest = self.store.manifest()
-        return {**self.store.counts(), "model": manifest.get("model"), "built_at": manifest.get("built_at")}
+        return {
+            **self.store.counts(),
+            "model": manifest.get("model"),
+            "built_at": manifest.get("built_at"),
+            "health": manifest.get("health"),
+        }
 
 
 _libraries: dict[tuple[Path, Path], Library] = {}

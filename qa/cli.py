@@ -74,6 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("bm25s").setLevel(logging.INFO if args.verbose else logging.WARNING)  # it logs at DEBUG
     try:
         if args.command == "eval":
             return run_eval(args)
@@ -103,6 +104,12 @@ def run_index(library: Library, rebuild: bool) -> int:
     for problem in report.problems:
         print(f"{'skipped' if problem.skipped else 'warning'}: {problem}", file=sys.stderr)
     print(report.summary())
+    health = library.status().get("health")
+    if health and health.get("articles"):
+        print(
+            f"Self-check: {health['articles']} articles searched by their headline: own article first "
+            f"{health['recall@1']:.0%}, in the top 5 {health['recall@5']:.0%}"
+        )
     print(f"Index: {library.settings.index_dir}  Articles: {library.settings.articles_dir}")
     return EXIT_OK
 

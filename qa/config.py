@@ -38,6 +38,7 @@ class Settings:
     max_tokens: int = 256
     batch_size: int = 32
     mode: str = "hybrid"  # default search mode: dense, bm25 or hybrid
+    read_dates: bool = True  # time in questions ("in March 2005", "latest") narrows or re-ranks
     split: bool = True  # False: each article is one passage as given (evaluation sets)
     title_in_terms: bool = True  # BM25 sees "title + passage"
     title_in_vectors: bool = False  # the embedding sees "title + passage"

@@ -53,8 +53,9 @@ class Embedder:
         self.model_name = model
         self.batch_size = batch_size
         self.show_progress = show_progress
-        self.batches = 0  # forward passes run so far: tests and benchmarks count them
-        self.texts_embedded = 0
+        self.batches = 0  # forward passes run so far
+        self.texts_embedded = 0  # passages embedded so far: tests and benchmarks count them
+        self.queries_embedded = 0
         self._model: SentenceTransformer | None = None
         self._tokenizer: object | None = None
         self._lock = threading.Lock()
@@ -105,7 +106,22 @@ class Embedder:
         return len(self._tokenizer.tokenize(text))  # type: ignore[attr-defined]
 
     def encode(self, texts: list[str]) -> Vectors:
-        """(n, d) float32, L2-normalized; an empty list gives (0, d)."""
+        """Passages as (n, d) float32, L2-normalized; an empty list gives (0, d)."""
+        vectors = self._encode(texts)
+        self.texts_embedded += len(texts)
+        return vectors
+
+    def encode_queries(self, texts: list[str]) -> Vectors:
+        """Questions as (n, d) float32, L2-normalized (counted apart from passages)."""
+        vectors = self._encode(texts)
+        self.queries_embedded += len(texts)
+        return vectors
+
+    def encode_query(self, text: str) -> Vectors:
+        """One question as (1, d) float32, L2-normalized."""
+        return self.encode_queries([text])
+
+    def _encode(self, texts: list[str]) -> Vectors:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         batches = -(-len(texts) // self.batch_size)
@@ -117,9 +133,4 @@ class Embedder:
             show_progress_bar=self.show_progress and batches > 4,
         )
         self.batches += batches
-        self.texts_embedded += len(texts)
         return np.ascontiguousarray(vectors, dtype=np.float32)
-
-    def encode_query(self, text: str) -> Vectors:
-        """(1, d) float32, L2-normalized."""
-        return self.encode([text])

@@ -123,7 +123,7 @@ def evaluate(
             progress(f"indexed {len(passages)} passages in {index_seconds:.1f} s ({report.passages_embedded} embedded)")
 
         started = time.perf_counter()
-        vectors = library.embedder.encode([q.question for q in questions])
+        vectors = library.embedder.encode_queries([q.question for q in questions])
         encode_seconds = time.perf_counter() - started
         results: dict[str, object] = {}
         for mode in modes:

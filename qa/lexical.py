@@ -15,6 +15,11 @@ import numpy as np
 import numpy.typing as npt
 
 ROWS_FILE = "rows.npy"
+# bm25s's English list (33 words, Lucene's) plus the words every question is made of.
+QUESTION_WORDS = (
+    "who whom whose what which when where why how did does do done has have had been being was were "
+    "would could should can will shall many much about there their they them"
+).split()
 _local = threading.local()
 
 
@@ -30,10 +35,12 @@ def _stemmer():  # type: ignore[no-untyped-def]
 def terms(texts: list[str]) -> list[list[str]]:
     """The BM25 terms of each text: lower-cased, stop words dropped, stemmed."""
     import bm25s
+    from bm25s.stopwords import STOPWORDS_EN
 
     if not texts:
         return []
-    tokens = bm25s.tokenize(texts, stopwords="en", stemmer=_stemmer(), return_ids=False, show_progress=False)
+    stopwords = [*STOPWORDS_EN, *QUESTION_WORDS]
+    tokens = bm25s.tokenize(texts, stopwords=stopwords, stemmer=_stemmer(), return_ids=False, show_progress=False)
     return [list(words) for words in tokens]
 
 

@@ -1,14 +1,17 @@
 """Question → ranked `Hit`s with citations: dense, BM25, or both fused.
 
-Hybrid search takes the top candidates of each side and fuses their ranks (reciprocal rank
-fusion); the chosen passages are then cleaned up for people: overlapping windows of one article
+Hybrid search takes the top candidates of each side and fuses their standardized scores
+(see `fuse`); the chosen passages are then cleaned up for people: overlapping windows of one article
 and near-identical copies from other articles are merged into one hit citing every source.
 """
 
 from __future__ import annotations
 
+from datetime import date
+
 import numpy as np
 
+from .dates import When
 from .embed import Embedder, Vectors
 from .errors import QuestionError
 from .schema import Citation, Filters, Hit
@@ -17,7 +20,6 @@ from .store import Store, StoredPassage
 MAX_QUESTION_CHARS = 2000
 MAX_K = 100
 MODES = ("dense", "bm25", "hybrid")
-RRF_K = 60  # the usual constant of reciprocal rank fusion
 NEAR_DUPLICATE = 0.97  # cosine above which two passages count as copies of one text
 
 
@@ -60,6 +62,7 @@ def search(
     mode: str = "hybrid",
     filters: Filters | None = None,
     query_vector: Vectors | None = None,
+    when: When | None = None,
 ) -> list[Hit]:
     """The `k` best passages for `question`, best first, each citing its article(s).
 
@@ -67,11 +70,17 @@ def search(
         mode: "dense" (embeddings), "bm25" (shared terms) or "hybrid" (both, fused).
         filters: restrict to some articles; applied inside each index, not after it.
         query_vector: the question's (1, d) embedding when the caller already has it.
+        when: the time the question asks about (see `qa.dates.read_when`): a period keeps dated
+            articles of that period and every undated one; "recent" boosts the newest articles.
     """
     question = clean_question(question)
     k = check_k(k)
     mode = check_mode(mode)
     allowed = store.allowed_rows(filters) if filters else None
+    if when is not None and (when.start or when.end):
+        period = Filters(date_from=_iso(when.start), date_to=_iso(when.end))
+        in_period = store.allowed_rows(period) | store.allowed_rows(Filters(), undated_only=True)
+        allowed = in_period if allowed is None else allowed & in_period
     if allowed is not None and not allowed:
         return []
     depth = max(3 * k, 30)
@@ -85,16 +94,47 @@ def search(
         ranked = lexical
     else:
         ranked = fuse([dense, lexical])
+    if when is not None and when.recent:
+        ranked = newest_first(ranked, store)
     return compose(ranked, k, store)
 
 
-def fuse(rankings: list[list[tuple[int, float]]], constant: int = RRF_K) -> list[tuple[int, float]]:
-    """Reciprocal rank fusion: each list adds 1 / (constant + rank) to a row's score."""
-    scores: dict[int, float] = {}
-    for ranking in rankings:
-        for rank, (row, _) in enumerate(ranking, start=1):
-            scores[row] = scores.get(row, 0.0) + 1.0 / (constant + rank)
-    return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+def newest_first(ranked: list[tuple[int, float]], store: Store) -> list[tuple[int, float]]:
+    """Re-rank for "latest" questions: scores grow by up to 100% for the newest articles, a boost
+    that halves every 30 days before the newest article date. Undated passages keep their score."""
+    newest = store.newest_date()
+    if not ranked or newest is None:
+        return ranked
+    dates = store.dates(row for row, _ in ranked)
+    boosted = []
+    for row, score in ranked:
+        when = dates.get(row)
+        boost = 0.5 ** ((newest - when).days / 30) if when else 0.0
+        boosted.append((row, score * (1.0 + boost)))
+    return sorted(boosted, key=lambda item: (-item[1], item[0]))
+
+
+def _iso(day: date | None) -> str | None:
+    return day.isoformat() if day else None
+
+
+def fuse(rankings: list[list[tuple[int, float]]], weights: tuple[float, ...] | None = None) -> list[tuple[int, float]]:
+    """Weighted sum of standardized scores: each list's scores become z-scores over its candidates,
+    shifted so that its weakest candidate scores 0 (a row missing from a list gets 0 from it).
+
+    Cosines and BM25 scores live on different scales; standardizing per question puts them on
+    one, and unlike rank fusion it keeps how far ahead the leader of each list is.
+    """
+    weights = weights or tuple(1.0 / len(rankings) for _ in rankings)
+    fused: dict[int, float] = {}
+    for ranking, weight in zip(rankings, weights):
+        if not ranking:
+            continue
+        scores = np.asarray([score for _, score in ranking], dtype=np.float64)
+        spread = float(scores.std()) or 1.0
+        for row, score in ranking:
+            fused[row] = fused.get(row, 0.0) + weight * (score - float(scores.min())) / spread
+    return sorted(fused.items(), key=lambda item: (-item[1], item[0]))
 
 
 def compose(ranked: list[tuple[int, float]], k: int, store: Store) -> list[Hit]:

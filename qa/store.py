@@ -25,6 +25,7 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -145,6 +146,11 @@ class Store:
         except sqlite3.DatabaseError as error:
             raise StoreError(f"The index database {self.path} is damaged ({error}).") from None
         return {key: json.loads(value) for key, value in rows}
+
+    def note(self, key: str, value: Any) -> None:
+        """Add one value to the manifest of the current index (e.g. its health figures)."""
+        with self.db:
+            self.db.execute("INSERT OR REPLACE INTO manifest VALUES (?, ?)", (key, json.dumps(value)))
 
     # -- writing ------------------------------------------------------------------------
 
@@ -412,9 +418,9 @@ class Store:
                 found[row] = index.reconstruct(int(row))
         return found
 
-    def allowed_rows(self, filters: Filters) -> set[int]:
-        """Passage rows of the articles that pass `filters`."""
-        clauses: list[str] = []
+    def allowed_rows(self, filters: Filters, undated_only: bool = False) -> set[int]:
+        """Passage rows of the articles that pass `filters` (or, with `undated_only`, have no date)."""
+        clauses: list[str] = ["a.date IS NULL"] if undated_only else []
         values: list[str] = []
         if filters.sources:
             parts = []
@@ -438,6 +444,23 @@ class Store:
         where = " AND ".join(clauses) or "1"
         query = f"SELECT p.row FROM passages p JOIN articles a ON a.body_hash = p.body_hash WHERE {where}"
         return {row for (row,) in self.db.execute(query, values)}
+
+    def newest_date(self) -> date | None:
+        """The newest article date: "today" for relative dates in questions."""
+        (newest,) = self.db.execute("SELECT MAX(date) FROM articles").fetchone()
+        return date.fromisoformat(newest) if newest else None
+
+    def dates(self, rows: Iterable[int]) -> dict[int, date]:
+        """The newest date among the articles of each passage row, where one is known."""
+        found: dict[int, date] = {}
+        for chunk in _chunks(list(rows), 500):
+            marks = ",".join("?" * len(chunk))
+            query = (
+                "SELECT p.row, MAX(a.date) FROM passages p JOIN articles a ON a.body_hash = p.body_hash "
+                f"WHERE p.row IN ({marks}) AND a.date IS NOT NULL GROUP BY p.row"
+            )
+            found.update((row, date.fromisoformat(day)) for row, day in self.db.execute(query, chunk))
+        return found
 
     def body(self, body_hash: str) -> str | None:
         row = self.db.execute("SELECT text FROM bodies WHERE body_hash = ?", (body_hash,)).fetchone()

@@ -11,13 +11,22 @@ from qa.errors import QuestionError
 from qa.search import fuse
 
 
-def test_rank_fusion_rewards_rows_both_lists_agree_on() -> None:
+def test_fusion_rewards_rows_both_lists_rank_high() -> None:
     dense = [(1, 0.9), (2, 0.8), (3, 0.7)]
     lexical = [(3, 12.0), (4, 9.0), (1, 3.0)]
-    fused = fuse([dense, lexical], constant=60)
-    assert [row for row, _ in fused] == [1, 3, 2, 4]
-    assert fused[0][1] == pytest.approx(1 / 61 + 1 / 63)
-    assert fused[2][1] == pytest.approx(1 / 62)
+    fused = dict(fuse([dense, lexical]))
+    assert max(fused, key=fused.get) in (1, 3)
+    assert fused[1] > fused[2] and fused[3] > fused[4], "found by both beats found by one"
+    assert fused[2] > 0 and fused[4] > 0
+
+
+def test_fusion_puts_both_scales_on_one() -> None:
+    """Multiplying one list's scores changes nothing: only their spread within the list counts."""
+    dense = [(1, 0.9), (2, 0.5), (3, 0.45)]
+    lexical = [(2, 30.0), (3, 10.0), (4, 9.0)]
+    scaled = [(row, score * 1000) for row, score in lexical]
+    assert [row for row, _ in fuse([dense, lexical])] == [row for row, _ in fuse([dense, scaled])]
+    assert fuse([dense, lexical])[0][0] == 2
 
 
 def test_fusion_of_one_empty_list_keeps_the_other_order() -> None:
