@@ -175,7 +175,9 @@ def parse_text(text: str, relative: str, markdown: bool = False) -> Article:
     body = text[offset:].strip()
     if not body:
         body = title  # a one-line article is its own body
-    return _article(relative, meta.get("title") or title, body, relative, meta)
+    if not body:
+        raise ArticleError("the file has no text")
+    return _article(relative, meta.get("title") or title or body.split("\n")[0][:80], body, relative, meta)
 
 
 def _read_meta(lines: list[str], index: int, meta: dict[str, str], fenced: bool) -> int:
@@ -240,7 +242,12 @@ def _json_object(text: str) -> dict[str, object]:
         raise ArticleError(f"malformed JSON ({error})") from None
     if not isinstance(value, dict):
         raise ArticleError("a .json article must be one object with 'title' and 'text'")
-    return value
+    return {key: _storable(field) if isinstance(field, str) else field for key, field in value.items()}
+
+
+def _storable(text: str) -> str:
+    """`text` with lone surrogates (JSON can escape them: "\\ud800") replaced by U+FFFD: only valid UTF-8 is stored."""
+    return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
 
 
 def parse_record(record: dict[str, object], article_id: str, relative: str) -> Article:

@@ -3,6 +3,9 @@
 Only new or changed bodies are split and embedded; deleted and changed ones lose their
 passages; everything else is kept as it is. Freshly embedded vectors are cached in the index
 as they come, so an interrupted build resumes without embedding them again.
+
+A damaged index repairs itself here: a damaged or foreign database is moved aside and the index
+rebuilt from the articles; a damaged FAISS or BM25 file is rebuilt from what SQLite still holds.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 
@@ -90,8 +93,13 @@ def sync(
     started = time.perf_counter()
     folder = load_folder(settings.articles_dir)
     with store.writing():
+        damage = _set_aside_if_unusable(store)
         manifest = store.manifest()
-        reason = "a rebuild was asked for" if rebuild and manifest else rebuild_reason(manifest, settings)
+        reason = damage or (
+            "a rebuild was asked for" if rebuild and manifest else rebuild_reason(manifest, settings)
+        )
+        if manifest and not reason and (reason := store.damage()):
+            logger.warning("rebuilding the index from the articles: %s", reason)
         indexed = {} if reason else store.article_hashes()
         have = set() if reason else store.body_hashes()
         current = {article.article_id: article for article in folder.articles}
@@ -139,7 +147,7 @@ def sync(
                 "model": settings.model,
                 "dimension": embedder.dimension,
                 "shape": settings.shape(),
-                "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
             },
         )
         store.apply(change)
@@ -166,7 +174,7 @@ def _vectors(
     """Vectors for `texts` in order: from the cache where they are, embedded (and cached) where not."""
     cached = store.cached_vectors(keys)
     missing = list(dict.fromkeys(key for key in keys if key not in cached))
-    text_of = dict(zip(keys, texts))
+    text_of = dict(zip(keys, texts, strict=True))
     done = 0
     if progress:
         progress(0, len(missing))
@@ -174,13 +182,25 @@ def _vectors(
         chunk = missing[start : start + EMBED_CHUNK]
         fresh = embedder.encode([text_of[key] for key in chunk])
         store.cache_vectors(chunk, fresh)
-        cached.update(zip(chunk, fresh))
+        cached.update(zip(chunk, fresh, strict=True))
         done += len(chunk)
         if progress:
             progress(done, len(missing))
     if not keys:
         return np.zeros((0, embedder.dimension), dtype=np.float32), 0
     return np.vstack([cached[key] for key in keys]).astype(np.float32, copy=False), len(missing)
+
+
+def _set_aside_if_unusable(store: Store) -> str | None:
+    """Move a damaged or old index database aside (never deleting it); say why the index is rebuilt."""
+    found = store.inspect()
+    if found is None:
+        return None
+    kind, problem = found
+    if kind != "missing":
+        problem = f"{problem}; it was moved to {store.move_aside(kind).name}"
+    logger.warning("%s; rebuilding the index from the articles", problem)
+    return problem
 
 
 def _passage_count(store: Store, body_hashes: list[str]) -> int:

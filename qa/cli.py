@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -71,10 +72,12 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("bm25s").setLevel(logging.INFO if args.verbose else logging.WARNING)  # it logs at DEBUG
+    level = logging.INFO if args.verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.setLevel(level)  # bm25s sets its own logger to DEBUG when it is imported
+    if args.command == "index" and not args.verbose:
+        logging.getLogger("qa.articles").setLevel(logging.ERROR)  # `index` lists skipped files itself, once
     try:
         if args.command == "eval":
             return run_eval(args)
@@ -95,6 +98,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted; the index is as it was before this run (embedded passages are kept for next time)",
               file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `python -m qa ask ... | head -1`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+    except OSError as error:  # disk full, permission denied: the system's words, without a traceback
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_ERROR
 
 
 def run_index(library: Library, rebuild: bool) -> int:
@@ -160,7 +169,9 @@ def run_ask(library: Library, question: str, k: int, as_json: bool) -> int:
 def format_hit(hit: Hit) -> str:
     """A ranked hit as a few readable lines."""
     cited = hit.citation
-    where = f"{cited.source}, paragraph {cited.paragraph + 1}, passage {cited.passage + 1}, chars {cited.start}-{cited.end}"
+    where = (
+        f"{cited.source}, paragraph {cited.paragraph + 1}, passage {cited.passage + 1}, chars {cited.start}-{cited.end}"
+    )
     lines = [f"[{hit.rank}] {cited.title}  (score {hit.score:.3f})", f"    {where}"]
     if cited.date or cited.url:
         lines.append("    " + "  ".join(part for part in (cited.date, cited.url) if part))

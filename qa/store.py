@@ -5,7 +5,11 @@ Layout of the index folder:
   passage text, and the manifest (format, model, dimension, splitter settings, build time,
   and which FAISS file is current). WAL mode, so readers never wait for a writer.
 - `vectors-<generation>.faiss`: `IDMap2,Flat` inner-product index whose ids are passage rows.
+- `lexical-<generation>/`: the BM25 matrix (`.npy` and JSON).
 - `.lock`: held by the one process that writes.
+
+The manifest keeps a SHA-256 of every FAISS and BM25 file: a damaged or swapped file is noticed
+when it is loaded, and rebuilt from what SQLite holds (vectors, terms) instead of being served.
 
 A write never touches the files a reader uses: the new FAISS file is written under a new
 generation name, then one SQLite transaction switches the manifest to it. A process killed at
@@ -17,12 +21,14 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import logging
 import os
 import shutil
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -108,6 +114,8 @@ class Store:
         self._lexical: LexicalIndex | None = None
         self._generation: int | None = None
         self._reload = threading.Lock()
+        self.file_damage: str | None = None  # why the current FAISS or BM25 file had to be rebuilt in memory
+        self._sound = False  # the database passed `inspect()` in this process
 
     # -- connections and manifest -------------------------------------------------------
 
@@ -138,6 +146,48 @@ class Store:
 
     def exists(self) -> bool:
         return self.path.is_file()
+
+    def inspect(self) -> tuple[str, str] | None:
+        """Why the index database cannot be updated in place, as (kind, reason), or None when it can.
+
+        kind is "damaged" (SQLite's `quick_check` fails, or the file is not a database), "old"
+        (another format version or table layout) or "missing" (FAISS files without a database).
+        The quick check reads the whole file, so a database that passed is not read again.
+        """
+        if not self.exists():
+            leftovers = sorted(path.name for path in self.index_dir.glob("vectors-*.faiss"))
+            return ("missing", f"{self.path} is missing beside {leftovers[-1]}") if leftovers else None
+        if self._sound:
+            return None
+        try:
+            (verdict,) = self.db.execute("PRAGMA quick_check(1)").fetchone()
+            if verdict != "ok":
+                return "damaged", f"the index database {self.path} is damaged ({verdict})"
+            for table, columns in _expected_columns().items():
+                found = [row[1] for row in self.db.execute(f"PRAGMA table_info({table})")]
+                if found != columns:
+                    return "old", f"the index database {self.path} is from another version (table {table} differs)"
+            version = self.manifest().get("format", FORMAT_VERSION)
+        except StoreError as error:
+            return "damaged", str(error).rstrip(".")
+        except sqlite3.DatabaseError as error:
+            return "damaged", f"the index database {self.path} is damaged ({error})"
+        if version != FORMAT_VERSION:
+            return "old", f"the index is in format {version}; this version reads format {FORMAT_VERSION}"
+        self._sound = True
+        return None
+
+    def move_aside(self, kind: str) -> Path:
+        """Rename the database and its WAL files to `index.sqlite.<kind>-<UTC time>`: set aside, never deleted."""
+        self.close()
+        with self._reload:
+            self._faiss = self._lexical = self._generation = None
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        for suffix in ("-wal", "-shm", ""):
+            source = self.path.with_name(DATABASE + suffix)
+            if source.exists():
+                os.replace(source, source.with_name(f"{source.name}.{kind}-{stamp}"))
+        return self.path.with_name(f"{DATABASE}.{kind}-{stamp}")
 
     def manifest(self) -> dict[str, Any]:
         """The stored manifest; empty when nothing was built yet."""
@@ -190,7 +240,8 @@ class Store:
         found: dict[str, Vectors] = {}
         for chunk in _chunks(list(dict.fromkeys(keys)), 500):
             marks = ",".join("?" * len(chunk))
-            for key, blob in self.db.execute(f"SELECT vector_key, vector FROM vectors WHERE vector_key IN ({marks})", chunk):
+            query = f"SELECT vector_key, vector FROM vectors WHERE vector_key IN ({marks})"
+            for key, blob in self.db.execute(query, chunk):
                 found[key] = np.frombuffer(blob, dtype=np.float32)
         return found
 
@@ -200,7 +251,10 @@ class Store:
             self.db.execute("BEGIN IMMEDIATE")
             self.db.executemany(
                 "INSERT OR REPLACE INTO vectors (vector_key, vector) VALUES (?, ?)",
-                ((key, np.ascontiguousarray(vector, dtype=np.float32).tobytes()) for key, vector in zip(keys, vectors)),
+                (
+                    (key, np.ascontiguousarray(vector, dtype=np.float32).tobytes())
+                    for key, vector in zip(keys, vectors, strict=True)
+                ),
             )
 
     def apply(self, change: Change) -> None:
@@ -210,7 +264,7 @@ class Store:
         db = self.db
         old = self.manifest()
         dimension = int(change.manifest["dimension"])
-        generation = int(old.get("generation", 0)) + 1
+        generation = self._next_generation(old)
         faiss_name = f"vectors-{generation}.faiss"
         lexical_name = f"lexical-{generation}"
         db.execute("BEGIN IMMEDIATE")
@@ -232,11 +286,11 @@ class Store:
             total = db.execute("SELECT COUNT(*) FROM passages").fetchone()[0]
             if index.ntotal != total:
                 raise StoreError(f"internal: FAISS holds {index.ntotal} vectors but SQLite {total} passages")
-            _write_faiss(index, self.index_dir / faiss_name)
-            _write_lexical(self._lexical_from_terms(db), self.index_dir / lexical_name)
+            checksums = {faiss_name: _write_faiss(index, self.index_dir / faiss_name)}
+            checksums.update(_write_lexical(self._lexical_from_terms(db), self.index_dir / lexical_name))
             manifest = {
                 **change.manifest, "format": FORMAT_VERSION, "generation": generation,
-                "faiss": faiss_name, "lexical": lexical_name,
+                "faiss": faiss_name, "lexical": lexical_name, "checksums": checksums,
             }
             db.execute("DELETE FROM manifest")
             db.executemany("INSERT INTO manifest VALUES (?, ?)", ((k, json.dumps(v)) for k, v in manifest.items()))
@@ -279,10 +333,20 @@ class Store:
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 (row, p.body_hash, p.ordinal, p.start, p.end, p.paragraph, p.text, key, " ".join(words))
-                for row, p, key, words in zip(rows, change.new_passages, change.vector_keys, change.new_terms)
+                for row, p, key, words in zip(
+                    rows, change.new_passages, change.vector_keys, change.new_terms, strict=True
+                )
             ),
         )
         return rows
+
+    def _next_generation(self, manifest: dict[str, Any]) -> int:
+        """One more than the current generation and than any file left by a killed or lost build."""
+        found = [int(manifest.get("generation", 0))]
+        for path in [*self.index_dir.glob("vectors-*.faiss*"), *self.index_dir.glob("lexical-*")]:
+            number = path.name.split("-", 1)[1].split(".", 1)[0]
+            found += [int(number)] if number.isdigit() else []
+        return max(found) + 1
 
     def _forget_old_files(self, *current: str) -> None:
         for path in [*self.index_dir.glob("vectors-*.faiss*"), *self.index_dir.glob("lexical-*")]:
@@ -298,14 +362,17 @@ class Store:
 
         path = self.index_dir / str(manifest.get("faiss", ""))
         total = db.execute("SELECT COUNT(*) FROM passages").fetchone()[0]
-        try:
-            index = faiss.read_index(str(path))
-            if index.ntotal == total and index.d == int(manifest["dimension"]):
-                return index
-            problem = f"it holds {index.ntotal} vectors for {total} passages"
-        except (RuntimeError, KeyError, ValueError) as error:
-            problem = str(error).splitlines()[0] if str(error) else type(error).__name__
+        problem = _checksum_problem(self.index_dir, manifest, path.name)
+        if problem is None:
+            try:
+                index = faiss.read_index(str(path))
+                if index.ntotal == total and index.d == int(manifest["dimension"]):
+                    return index
+                problem = f"it holds {index.ntotal} vectors for {total} passages"
+            except (RuntimeError, KeyError, ValueError) as error:
+                problem = str(error).splitlines()[0] if str(error) else type(error).__name__
         logger.warning("the FAISS file %s is unusable (%s); rebuilding it from the stored vectors", path, problem)
+        self.file_damage = f"the FAISS file {path.name} is unusable ({problem})"
         return self._faiss_from_cache(db, int(manifest["dimension"]))
 
     def _faiss_from_cache(self, db: sqlite3.Connection, dimension: int) -> faiss.Index:
@@ -329,6 +396,7 @@ class Store:
         generation = int(manifest["generation"])
         with self._reload:
             if self._faiss is None or self._lexical is None or self._generation != generation:
+                self.file_damage = None
                 self._faiss = self._read_faiss(manifest, self.db)
                 self._lexical = self._read_lexical(manifest, self.db)
                 self._generation = generation
@@ -337,20 +405,32 @@ class Store:
     def faiss_index(self) -> faiss.Index:
         return self._current()[0]
 
+    def damage(self) -> str | None:
+        """Why the current FAISS or BM25 file cannot be used as written (it was rebuilt in memory), or None."""
+        try:
+            self._current()
+        except StoreError as error:
+            return str(error)
+        return self.file_damage
+
     def lexical_index(self) -> LexicalIndex:
         return self._current()[1]
 
     def _read_lexical(self, manifest: dict[str, Any], db: sqlite3.Connection) -> LexicalIndex:
         """The BM25 index the manifest names; rebuilt from the stored terms when it is unusable."""
         total = db.execute("SELECT COUNT(*) FROM passages").fetchone()[0]
-        try:
-            lexical = LexicalIndex.load(self.index_dir / str(manifest.get("lexical", "")))
-            if len(lexical) == total:
-                return lexical
-            problem = f"it holds {len(lexical)} passages of {total}"
-        except (OSError, ValueError, KeyError) as error:
-            problem = str(error).splitlines()[0] if str(error) else type(error).__name__
-        logger.warning("the BM25 index of %s is unusable (%s); rebuilding it from the stored terms", self.index_dir, problem)
+        folder = self.index_dir / str(manifest.get("lexical", ""))
+        problem = _checksum_problem(self.index_dir, manifest, folder.name)
+        if problem is None:
+            try:
+                lexical = LexicalIndex.load(folder)
+                if len(lexical) == total:
+                    return lexical
+                problem = f"it holds {len(lexical)} passages of {total}"
+            except (OSError, ValueError, KeyError, EOFError) as error:
+                problem = str(error).splitlines()[0] if str(error) else type(error).__name__
+        logger.warning("the BM25 index %s is unusable (%s); rebuilding it from the stored terms", folder, problem)
+        self.file_damage = self.file_damage or f"the BM25 index {folder.name} is unusable ({problem})"
         return self._lexical_from_terms(db)
 
     @staticmethod
@@ -378,7 +458,7 @@ class Store:
             params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(np.fromiter(allowed, dtype=np.int64)))
         query = np.ascontiguousarray(query, dtype=np.float32)
         scores, rows = index.search(query, min(k, limit), params=params)
-        return [(int(row), float(score)) for row, score in zip(rows[0], scores[0]) if row >= 0]
+        return [(int(row), float(score)) for row, score in zip(rows[0], scores[0], strict=True) if row >= 0]
 
     def search_terms(self, question: str, k: int, allowed: set[int] | None = None) -> list[tuple[int, float]]:
         """(row, BM25 score) of the `k` best passages by shared terms, best first."""
@@ -389,7 +469,8 @@ class Store:
         found: dict[int, StoredPassage] = {}
         for chunk in _chunks(wanted, 500):
             marks = ",".join("?" * len(chunk))
-            query = f'SELECT row, body_hash, ordinal, start, "end", paragraph, text FROM passages WHERE row IN ({marks})'
+            columns = 'row, body_hash, ordinal, start, "end", paragraph, text'
+            query = f"SELECT {columns} FROM passages WHERE row IN ({marks})"
             for values in self.db.execute(query, chunk):
                 found[values[0]] = StoredPassage(*values)
         return found
@@ -403,9 +484,9 @@ class Store:
                 "SELECT body_hash, article_id, title, source, url, date, publisher FROM articles "
                 f"WHERE body_hash IN ({marks}) ORDER BY article_id"
             )
-            for body, article_id, title, source, url, date, publisher in self.db.execute(query, chunk):
+            for body, article_id, title, source, url, day, publisher in self.db.execute(query, chunk):
                 found.setdefault(body, []).append(
-                    Citation(article_id, title, source, url, date, publisher, passage=0, paragraph=0, start=0, end=0)
+                    Citation(article_id, title, source, url, day, publisher, passage=0, paragraph=0, start=0, end=0)
                 )
         return found
 
@@ -479,30 +560,48 @@ class Store:
         return list(self.db.execute("SELECT article_id, title, date FROM articles ORDER BY article_id"))
 
     def check(self) -> list[str]:
-        """Problems found in the index (empty when consistent): FAISS ids against SQLite rows,
-        the manifest, and every passage's span against its stored article text."""
+        """Problems found in the index (empty when consistent).
+
+        Checks the manifest, the files against their checksums, FAISS ids against SQLite passage rows
+        and FAISS vectors against the stored ones, the BM25 folder's rows, and every passage's span
+        against its stored article text. Writes nothing, and creates no index where there is none.
+        """
+        if not self.exists():
+            return [f"there is no index in {self.index_dir}"]
+        try:
+            return self._check()
+        except (StoreError, sqlite3.DatabaseError) as error:
+            return [str(error)]
+
+    def _check(self) -> list[str]:
         import faiss
 
         manifest = self.manifest()
         if not manifest:
             return [f"there is no index in {self.index_dir}"]
-        problems = [f"the manifest has no {key!r}" for key in ("format", "model", "dimension", "faiss") if key not in manifest]
+        keys = ("format", "model", "dimension", "generation", "faiss", "lexical")
+        problems = [f"the manifest has no {key!r}" for key in keys if key not in manifest]
         if problems:
             return problems
+        if manifest["format"] != FORMAT_VERSION:
+            problems.append(f"the index format is {manifest['format']}, this version reads {FORMAT_VERSION}")
+        for name in (manifest["faiss"], manifest["lexical"]):
+            if problem := _checksum_problem(self.index_dir, manifest, name):
+                problems.append(problem)
         db = self.db
+        rows = {row for (row,) in db.execute("SELECT row FROM passages")}
         try:
             index = faiss.read_index(str(self.index_dir / manifest["faiss"]))
         except RuntimeError as error:
-            return [f"the FAISS file {manifest['faiss']} cannot be read ({str(error).splitlines()[0]})"]
-        ids = set(faiss.vector_to_array(index.id_map).tolist()) if hasattr(index, "id_map") else set()
-        rows = {row for (row,) in db.execute("SELECT row FROM passages")}
-        if index.d != manifest["dimension"]:
-            problems.append(f"the FAISS index has dimension {index.d}, the manifest says {manifest['dimension']}")
-        if ids != rows:
-            problems.append(
-                f"FAISS ids and SQLite passages differ: {len(ids - rows)} ids without a passage, "
-                f"{len(rows - ids)} passages without a vector"
-            )
+            problems.append(f"the FAISS file {manifest['faiss']} cannot be read ({str(error).splitlines()[0]})")
+        else:
+            problems += self._check_vectors(index, rows, int(manifest["dimension"]))
+        try:
+            lexical = LexicalIndex.load(self.index_dir / manifest["lexical"])
+            if len(lexical) != len(rows) or set(lexical.rows.tolist()) != rows:
+                problems.append(f"the BM25 index {manifest['lexical']} holds other passages than SQLite")
+        except (OSError, ValueError, KeyError, EOFError) as error:
+            problems.append(f"the BM25 index {manifest['lexical']} cannot be read ({str(error).splitlines()[0]})")
         orphans = db.execute("SELECT COUNT(*) FROM articles WHERE body_hash NOT IN (SELECT body_hash FROM bodies)")
         if count := orphans.fetchone()[0]:
             problems.append(f"{count} articles have no stored text")
@@ -514,27 +613,97 @@ class Store:
             problems.append(f"{bad_spans} passages do not match their span of the article text")
         return problems
 
+    def _check_vectors(self, index: faiss.Index, rows: set[int], dimension: int) -> list[str]:
+        """FAISS ids against passage rows, and each FAISS vector against the one stored for its passage."""
+        import faiss
 
-def _write_faiss(index: faiss.Index, path: Path) -> None:
-    """Write to `path.tmp`, flush it to disk, then rename: the file is whole or absent."""
+        if index.d != dimension:
+            return [f"the FAISS index has dimension {index.d}, the manifest says {dimension}"]
+        if not hasattr(index, "id_map"):
+            return ["the FAISS file is not an id-mapped index"]
+        ids = faiss.vector_to_array(index.id_map)
+        if set(ids.tolist()) != rows or len(ids) != len(rows):
+            return [
+                f"FAISS ids and SQLite passages differ: {len(set(ids.tolist()) - rows)} ids without a passage, "
+                f"{len(rows - set(ids.tolist()))} passages without a vector"
+            ]
+        stored = dict(self.db.execute(
+            "SELECT p.row, v.vector FROM passages p LEFT JOIN vectors v ON v.vector_key = p.vector_key"
+        ))
+        if lost := sum(1 for blob in stored.values() if blob is None):
+            return [f"{lost} passages have no stored vector to rebuild FAISS from"]
+        held = faiss.downcast_index(index.index).reconstruct_n(0, index.ntotal) if len(ids) else []
+        differ = sum(
+            1 for row, vector in zip(ids.tolist(), held, strict=True)
+            if not np.allclose(np.frombuffer(stored[row], dtype=np.float32), vector, atol=1e-6)
+        )
+        return [f"{differ} FAISS vectors differ from the stored ones"] if differ else []
+
+
+def _write_faiss(index: faiss.Index, path: Path) -> str:
+    """Write to `path.tmp`, flush it to disk, then rename: the file is whole or absent. Returns its SHA-256."""
     import faiss
 
     temporary = path.with_name(path.name + ".tmp")
     faiss.write_index(index, str(temporary))
-    with open(temporary, "rb") as handle:
-        os.fsync(handle.fileno())
+    checksum = _synced_digest(temporary)
     os.replace(temporary, path)
+    return checksum
 
 
-def _write_lexical(lexical: LexicalIndex, folder: Path) -> None:
-    """Write to `folder.tmp`, then rename: the folder is whole or absent."""
+def _write_lexical(lexical: LexicalIndex, folder: Path) -> dict[str, str]:
+    """Write to `folder.tmp`, then rename: the folder is whole or absent. Returns "folder/file" -> SHA-256."""
     temporary = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(temporary, ignore_errors=True)
     lexical.save(temporary)
-    for path in temporary.iterdir():
-        with open(path, "rb") as handle:
-            os.fsync(handle.fileno())
+    checksums = {f"{folder.name}/{path.name}": _synced_digest(path) for path in sorted(temporary.iterdir())}
+    shutil.rmtree(folder, ignore_errors=True)  # a leftover of a killed build: never the current generation
     os.replace(temporary, folder)
+    return checksums
+
+
+def _synced_digest(path: Path) -> str:
+    """Flush `path` to disk and return its SHA-256 (hex)."""
+    with open(path, "rb") as handle:
+        checksum = hashlib.file_digest(handle, "sha256").hexdigest()
+        os.fsync(handle.fileno())
+    return checksum
+
+
+def _checksum_problem(index_dir: Path, manifest: dict[str, Any], name: str) -> str | None:
+    """What is wrong with the file or folder `name` against the manifest's checksums, or None.
+
+    None too for an index written before checksums were kept.
+    """
+    kept: dict[str, str] = manifest.get("checksums") or {}
+    expected = {key: value for key, value in kept.items() if key == name or key.startswith(name + "/")}
+    if not kept:
+        return None
+    path = index_dir / name
+    found = sorted(path.iterdir()) if path.is_dir() else [path] if path.exists() else []
+    names = {item.relative_to(index_dir).as_posix() for item in found}
+    if missing := sorted(set(expected) - names):
+        return f"{missing[0]} is missing"
+    if extra := sorted(names - set(expected)):
+        return f"{extra[0]} is not part of this index"
+    for key, checksum in expected.items():
+        try:
+            with open(index_dir / key, "rb") as handle:
+                if hashlib.file_digest(handle, "sha256").hexdigest() != checksum:
+                    return f"{key} does not match its checksum"
+        except OSError as error:
+            return f"{key} cannot be read ({error.strerror or error})"
+    return None
+
+
+def _expected_columns() -> dict[str, list[str]]:
+    """table -> column names, as `_SCHEMA` creates them."""
+    memory = sqlite3.connect(":memory:")
+    memory.executescript(_SCHEMA)
+    tables = [name for (name,) in memory.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    columns = {table: [row[1] for row in memory.execute(f"PRAGMA table_info({table})")] for table in tables}
+    memory.close()
+    return columns
 
 
 def _like_prefix(text: str) -> str:
