@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 
@@ -9,10 +10,13 @@ from .build import Progress, SyncReport, sync
 from .config import Settings
 from .dates import read_when
 from .embed import Embedder
+from .errors import BusyError
 from .health import headline_check
 from .schema import Filters, Hit
 from .search import search
 from .store import Store
+
+logger = logging.getLogger(__name__)
 
 
 class Library:
@@ -36,16 +40,26 @@ class Library:
     def sync(self, rebuild: bool = False, progress: Progress | None = None) -> SyncReport:
         """Bring the index up to date with the articles folder (see `qa.build.sync`)."""
         with self._sync_lock:
-            report = sync(self.settings, self.store, self.embedder, rebuild=rebuild, progress=progress)
-            if report.changed or "health" not in self.store.manifest():
-                self.store.note("health", headline_check(self.store, self.embedder, self.settings.mode))
+            report = sync(
+                self.settings, self.store, self.embedder, rebuild=rebuild, progress=progress, after=self._note_health
+            )
             self._synced = True
             return report
 
+    def _note_health(self, store: Store) -> None:
+        store.note("health", headline_check(store, self.embedder, self.settings.mode))
+
     def ensure_index(self) -> None:
-        """Sync once per library, on first use."""
-        if not self._synced:
+        """Sync once per library, on first use; while another process builds, use the index as it is."""
+        if self._synced:
+            return
+        try:
             self.sync()
+        except BusyError:
+            if not self.store.manifest():
+                raise
+            logger.warning("another process is updating the index; answering from the index as it is")
+            self._synced = True
 
     def retrieve(
         self, question: str, k: int = 5, mode: str | None = None, filters: Filters | None = None

@@ -83,8 +83,12 @@ def sync(
     embedder: Embedder,
     rebuild: bool = False,
     progress: Progress | None = None,
+    after: Callable[[Store], None] | None = None,
 ) -> SyncReport:
     """Bring the index in `store` up to date with `settings.articles_dir`.
+
+    `after` runs while the write lock is still held, once the index changed (or has no health
+    figures yet): the place to add notes such as the headline self-check to the manifest.
 
     Raises:
         ConfigError: the articles folder is missing, or the model cannot be loaded.
@@ -112,6 +116,8 @@ def sync(
         old_bodies = [key for key in have if key not in bodies]
 
         if manifest and not reason and not (added or updated or removed or new_bodies or old_bodies):
+            if after and "health" not in manifest:
+                after(store)
             total = store.counts()["passages"]
             return SyncReport(
                 unchanged=len(current), passages_total=total, seconds=time.perf_counter() - started,
@@ -151,6 +157,8 @@ def sync(
             },
         )
         store.apply(change)
+        if after:
+            after(store)
         report = SyncReport(
             added=len(added),
             updated=len(updated),

@@ -13,7 +13,7 @@ from pathlib import Path
 from .assistant import Library
 from .config import Settings
 from .errors import QAError, QuestionError
-from .schema import Hit
+from .schema import Filters, Hit
 from .search import MODES
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
@@ -66,6 +66,13 @@ def parser() -> argparse.ArgumentParser:
     ask.add_argument("question", help="the question, in quotes")
     ask.add_argument("-k", type=int, default=5, metavar="N", help="how many passages (1-100, default 5)")
     ask.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    ask.add_argument("--mode", choices=MODES, help="dense, bm25 or hybrid (default: $QA_MODE or hybrid)")
+    ask.add_argument("--source", action="append", default=[], metavar="NAME",
+                     help="only articles from this publisher or source folder (repeatable)")
+    ask.add_argument("--article", action="append", default=[], metavar="ID_OR_TITLE",
+                     help="only this article id, or articles whose title contains these words (repeatable)")
+    ask.add_argument("--date-from", metavar="YYYY-MM-DD", help="only articles dated on or after this day")
+    ask.add_argument("--date-to", metavar="YYYY-MM-DD", help="only articles dated on or before this day")
     folders(ask)
     return top
 
@@ -78,6 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         handler.setLevel(level)  # bm25s sets its own logger to DEBUG when it is imported
     if args.command == "index" and not args.verbose:
         logging.getLogger("qa.articles").setLevel(logging.ERROR)  # `index` lists skipped files itself, once
+    if not args.verbose:
+        logging.getLogger("trafilatura").setLevel(logging.CRITICAL)  # broken pages are reported by name, once
     try:
         if args.command == "eval":
             return run_eval(args)
@@ -87,7 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_index(library, args.rebuild)
         if args.command == "check":
             return run_check(library)
-        return run_ask(library, args.question, args.k, args.json)
+        filters = Filters(tuple(args.source), tuple(args.article), args.date_from, args.date_to)
+        return run_ask(library, args.question, args.k, args.json, args.mode, filters)
     except QuestionError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -151,11 +161,11 @@ def run_check(library: Library) -> int:
     return EXIT_ERROR
 
 
-def run_ask(library: Library, question: str, k: int, as_json: bool) -> int:
+def run_ask(library: Library, question: str, k: int, as_json: bool, mode: str | None, filters: Filters) -> int:
     if not question.strip():
         raise QuestionError("The question is empty: type a question about the articles.")
     library.ensure_index()
-    hits = library.retrieve(question, k)
+    hits = library.retrieve(question, k, mode, filters or None)
     if as_json:
         print(json.dumps({"question": question, "hits": [hit.to_json() for hit in hits]}, ensure_ascii=False, indent=2))
         return EXIT_OK

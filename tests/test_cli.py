@@ -66,3 +66,13 @@ def test_skipped_files_are_named_on_standard_error(articles: Path, tmp_path: Pat
     assert built.returncode == 0
     assert "skipped: broken.json: malformed JSON" in built.stderr
     assert "1 file(s) skipped" in built.stdout
+
+
+def test_ask_takes_a_mode_and_filters(articles: Path, tmp_path: Path) -> None:
+    folders = ["--articles", str(articles), "--index", str(tmp_path / "index")]
+    asked = qa("ask", "strike", "--json", "-k", "10", "--mode", "bm25", "--source", "Example Wire",
+               "--date-from", "2025-06-01", *folders)
+    assert asked.returncode == 0, asked.stderr
+    assert {hit["article_id"] for hit in json.loads(asked.stdout)["hits"]} == {"briefs.jsonl#rail-strike"}
+    wrong = qa("ask", "strike", "--date-from", "June 2025", *folders)
+    assert wrong.returncode == 2 and "YYYY-MM-DD" in wrong.stderr
