@@ -1,0 +1,123 @@
+"""Serve the news articles assistant: `python app.py [--host HOST] [--port PORT]`.
+
+Syncs the index with the articles folder (incrementally: with an up-to-date index nothing is
+embedded), then serves the chat page on http://127.0.0.1:7860. Binding to anything beyond this
+machine needs QA_AUTH=user:password, which then protects the page and its API.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from qa import Library, QAError, Settings  # noqa: E402
+from qa.build import SyncReport  # noqa: E402
+
+LOCAL_HOSTS = ("localhost",)
+logger = logging.getLogger("app")
+
+
+def parser() -> argparse.ArgumentParser:
+    command = argparse.ArgumentParser(
+        prog="python app.py",
+        description="Sync the index with the articles folder, then serve the chat page and its API.",
+        epilog="Environment: QA_HOST, QA_PORT, QA_AUTH (user:password; required to bind beyond localhost), "
+        "QA_SOURCES (default sources per answer), QA_WATCH_SECONDS (folder check interval, 0 = off), and the "
+        "QA_ARTICLES_DIR, QA_INDEX_DIR, QA_MODEL settings of `python -m qa`. Flags win over the environment.",
+    )
+    command.add_argument("--host", help="interface to bind (default: $QA_HOST or 127.0.0.1)")
+    command.add_argument("--port", type=int, help="port (default: $QA_PORT or 7860)")
+    command.add_argument("--articles", metavar="DIR", help="articles folder (default: $QA_ARTICLES_DIR or seeds/)")
+    command.add_argument("--index", metavar="DIR", help="index folder (default: $QA_INDEX_DIR or index/)")
+    command.add_argument("--sources", type=int, help="default sources per answer, 1-10 (default: $QA_SOURCES or 5)")
+    command.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    return command
+
+
+def is_local(host: str) -> bool:
+    """True when `host` only accepts connections from this machine."""
+    if host.lower() in LOCAL_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_auth(raw: str | None) -> tuple[str, str] | None:
+    """QA_AUTH=user:password as a (user, password) pair; None when unset.
+
+    Raises:
+        QAError: set but not of the form user:password.
+    """
+    if raw is None or raw == "":
+        return None
+    user, colon, password = raw.partition(":")
+    if not colon or not user or not password:
+        raise QAError("QA_AUTH must be user:password (both non-empty).")
+    return user, password
+
+
+def check_binding(host: str, auth: tuple[str, str] | None) -> None:
+    """Raises QAError when the page would be reachable from other machines without a password."""
+    if not is_local(host) and auth is None:
+        raise QAError(
+            f"Binding to {host} makes the assistant reachable from other machines: set QA_AUTH=user:password "
+            "to protect it, or bind to 127.0.0.1."
+        )
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    try:
+        return int(raw) if raw else default
+    except ValueError:
+        raise QAError(f"{name}={raw!r} is not a whole number.") from None
+
+
+def prepare(library: Library) -> SyncReport:
+    """Sync the index incrementally before serving: only new or changed articles are embedded."""
+    report = library.sync()
+    for problem in report.problems:
+        print(f"{'skipped' if problem.skipped else 'warning'}: {problem}", file=sys.stderr)
+    print(report.summary(), file=sys.stderr)
+    return report
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        host = args.host or os.environ.get("QA_HOST") or "127.0.0.1"
+        port = args.port or _env_int("QA_PORT", 7860)
+        auth = parse_auth(os.environ.get("QA_AUTH"))
+        check_binding(host, auth)
+        sources = args.sources or _env_int("QA_SOURCES", 5)
+        watch = _env_int("QA_WATCH_SECONDS", 3)
+        library = Library(Settings.from_env(articles_dir=args.articles, index_dir=args.index))
+        prepare(library)
+        from qa.web import ChatApp
+
+        app = ChatApp(library, sources=sources, watch=watch or None)
+        library.embedder.model  # noqa: B018  load the model now, so the first question is quick
+        print(f"Serving {library.settings.articles_dir} on http://{host}:{port}", file=sys.stderr)
+        app.launch(host=host, port=port, auth=auth, block=True)
+    except QAError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""The chat reply for an `Answer`, as Markdown: quoted sentences with `[n]` markers, then the sources.
+
+Article text is untrusted. Everything taken from it is escaped so that it renders as exactly that
+text (no HTML, links, emphasis or lists), and only http(s) urls become links. The only markup in a
+reply is ours: bold, the numbered list, block quotes and `<mark>` around highlighted sentences.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from urllib.parse import quote as url_quote
+from urllib.parse import urlsplit
+
+from .answer import Answer, Source
+
+NOT_FOUND = "The articles don't seem to cover this."
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#|~$!^])")
+_AUTOLINK = re.compile(r"://|\bwww\.", re.IGNORECASE)  # GFM turns these into links even in plain text
+_LINE_START = re.compile(r"^[ \t]*(?:[-+=]|\d{1,9}[.)])", re.MULTILINE)  # list items, setext underlines
+
+
+def escape_markdown(text: str) -> str:
+    """Untrusted text as Markdown that renders as exactly that text: no HTML, links, or formatting."""
+    escaped = _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+    escaped = _AUTOLINK.sub(lambda found: found.group().replace(":", "\\:").replace(".", "\\."), escaped)
+    escaped = _LINE_START.sub(lambda found: found.group()[:-1] + "\\" + found.group()[-1], escaped)
+    return html.escape(escaped, quote=False)
+
+
+def safe_url(url: str | None) -> str | None:
+    """An http(s) URL fit for a Markdown link target, or None (javascript:, data:, relative...)."""
+    if not url:
+        return None
+    url = url.strip()
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        return None
+    return url_quote(url, safe=":/?#[]@!$&'*+,;=%~").replace("(", "%28").replace(")", "%29").replace("'", "%27")
+
+
+def fragment_link(url: str | None, sentence: str | None) -> str | None:
+    """`url` with a text fragment (`#:~:text=start,end`) that makes the browser scroll to `sentence`."""
+    base = safe_url(url)
+    if base is None or not sentence:
+        return base
+    words = sentence.split()
+    if len(words) <= 8:
+        directive = _fragment_part(" ".join(words))
+    else:
+        directive = f"{_fragment_part(' '.join(words[:4]))},{_fragment_part(' '.join(words[-4:]))}"
+    return f"{base}{':~:' if '#' in base else '#:~:'}text={directive}"
+
+
+def _fragment_part(text: str) -> str:
+    return url_quote(text, safe="").replace("-", "%2D")
+
+
+def to_markdown(answer: Answer) -> str:
+    """The chat reply: short answer with `[n]` markers, then the numbered sources."""
+    if not answer.sources:
+        return (
+            "The index has no articles yet. Add .txt, .md, .html, .json or .jsonl articles to the articles "
+            "folder (or upload them on this page), then ask again."
+        )
+    lines: list[str] = []
+    if answer.found:
+        lines.append(" ".join(f"{_flat(quote.text)} [{quote.number}]" for quote in answer.quotes))
+    else:
+        lines.append(
+            f"**{NOT_FOUND}** None of the passages matches the question well (best similarity {answer.best:.2f}, "
+            f"needed {answer.threshold:.2f}). The nearest passages are below, marked as weak matches."
+        )
+    if answer.follow_up:
+        lines.append(f"\n*Follow-up: searched as “{escape_markdown(answer.query)}”*")
+    lines.append("\n**Sources**" if answer.found else "\n**Nearest passages (weak matches)**")
+    for source in answer.sources:
+        lines.append("")
+        lines.extend(_source_lines(source))
+    return "\n".join(lines)
+
+
+def _source_lines(source: Source) -> list[str]:
+    cited = source.hit.citation
+    support = source.support
+    link = fragment_link(cited.url, support.text if support else None)
+    title = escape_markdown(cited.title or cited.source)
+    heading = f"[{title}]({link})" if link else title
+    details = [part for part in (cited.date, cited.publisher) if part]
+    details.append(f"paragraph {cited.paragraph + 1}, passage {cited.passage + 1}")
+    details.append(f"relevance {source.relevance:.2f} (search score {source.hit.score:.3g})")
+    if not link:
+        details.append(cited.source)
+    meta = " · ".join(escape_markdown(part) for part in details)
+    weak = " · ⚠️ *weak match*" if source.weak else ""
+    lines = [f"{source.number}. **{heading}** · {meta}{weak}"]
+    if source.hit.also_in:
+        copies = "; ".join(f"{other.title} ({other.source})" for other in source.hit.also_in)
+        lines.append(f"   Also in: {escape_markdown(copies)}")
+    lines.append(f"   > {_highlighted(source)}")
+    return lines
+
+
+def _highlighted(source: Source) -> str:
+    """The passage as one quoted paragraph with its highlighted sentences marked."""
+    text = source.hit.text
+    pieces: list[str] = []
+    at = 0
+    for quote in source.highlights:
+        pieces += [_flat(text[at : quote.start]), f"<mark>{_flat(quote.text)}</mark>"]
+        at = quote.end
+    pieces.append(_flat(text[at:]))
+    return " ".join(piece for piece in pieces if piece)
+
+
+def _flat(text: str) -> str:
+    """Escaped, on one line: white space runs shown as one space (as a browser shows them anyway)."""
+    return escape_markdown(" ".join(text.split()))

@@ -1,0 +1,279 @@
+"""The chat page and its API: Gradio Blocks over one `Library`. The only module that imports gradio.
+
+The page has a chat with history (answers with `[n]` markers and numbered sources), the number
+of sources per answer, an upload box that saves articles into the articles folder and syncs the
+index in the background (questions are answered from the previous index meanwhile), and an
+index panel. Named API endpoints: `/ask` (the reply as Markdown), `/retrieve` (hits as JSON) and
+`/upload`. Article text is untrusted: everything taken from it is escaped before it becomes
+Markdown, and the chat renders no raw HTML tags, LaTeX or custom tags on top of that.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .answer import NOT_FOUND_THRESHOLD, Composer
+from .background import BackgroundSync
+from .errors import QAError
+from .reply import escape_markdown, to_markdown
+from .uploads import MAX_UPLOAD_BYTES, save_upload
+
+if TYPE_CHECKING:
+    import gradio as gr
+
+    from .assistant import Library
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SOURCES = 5
+MAX_SOURCES = 10
+ARTICLES_SHOWN = 300  # the index panel lists at most this many articles
+REFRESH_SECONDS = 2.0  # how often the page refreshes the index panel (only when something changed)
+PREVIOUS_KEPT = 10  # earlier questions kept per conversation for follow-ups
+CSS = """
+#chat mark { background: #fde68a; color: inherit; padding: 0 2px; border-radius: 2px; }
+#index-panel table { font-size: 0.85em; }
+"""
+# After a reply, scroll the chat so the question and the start of its answer are in view (not the last source).
+SCROLL_TO_ANSWER = """() => setTimeout(() => {
+  const asked = document.querySelectorAll('#chat [data-testid=user]');
+  const last = asked[asked.length - 1];
+  const wrap = last && last.closest('.bubble-wrap');
+  if (wrap) wrap.scrollTop += last.getBoundingClientRect().top - wrap.getBoundingClientRect().top - 8;
+}, 100)"""
+PLACEHOLDER = (
+    "**Ask about the news articles.** Every answer quotes the articles word for word, with numbered sources. "
+    "Follow-up questions (\"What did he offer?\") use the conversation."
+)
+
+
+class ChatApp:
+    """The assistant's web page and API over one library.
+
+    Args:
+        library: the articles and their index (synced by the caller before `launch`).
+        sources: the default number of sources per answer (1-10). Defaults to 5.
+        watch: seconds between checks of the articles folder for changes; None: no folder watch.
+        threshold: the not-found threshold (see `qa.answer`).
+    """
+
+    def __init__(
+        self,
+        library: Library,
+        sources: int = DEFAULT_SOURCES,
+        watch: float | None = 3.0,
+        threshold: float = NOT_FOUND_THRESHOLD,
+    ) -> None:
+        if not 1 <= sources <= MAX_SOURCES:
+            raise QAError(f"The number of sources must be from 1 to {MAX_SOURCES} (got {sources}).")
+        self.library = library
+        self.sources = sources
+        self.composer = Composer(library, threshold=threshold)
+        self.background = BackgroundSync(library, interval=watch)
+        self.blocks = self._build()
+
+    # -- what the handlers do (plain Python, no gradio) ------------------------------------
+
+    def reply(self, question: str, sources: int = DEFAULT_SOURCES, previous: list[str] | None = None) -> str:
+        """The chat reply (Markdown) for a question; our errors become a sentence, never an error page."""
+        if isinstance(sources, bool) or not isinstance(sources, int | float) or not 1 <= sources <= MAX_SOURCES:
+            return f"⚠️ The number of sources must be from 1 to {MAX_SOURCES} (got {escape_markdown(repr(sources))})."
+        try:
+            answer = self.composer.answer(question, int(sources), previous or [])
+        except QAError as error:
+            return f"⚠️ {escape_markdown(str(error))}"
+        except Exception:  # a bug must not become an error page either; the log has the details
+            logger.exception("answering failed")
+            return "⚠️ Something went wrong while answering; the server log has the details. Please try again."
+        return to_markdown(answer)
+
+    def hits(self, question: str, k: int = DEFAULT_SOURCES) -> dict[str, Any]:
+        """The `k` best passages as JSON: `{"question", "hits": [...]}` (see `Hit.to_json`)."""
+        found = self.library.retrieve(question, int(k))
+        return {"question": question, "hits": [hit.to_json() for hit in found]}
+
+    def save(self, paths: list[str]) -> tuple[list[str], bool]:
+        """Save uploaded files into the articles folder: one message line each, and whether any is new."""
+        lines: list[str] = []
+        changed = False
+        for path in paths:
+            original = Path(path).name
+            try:
+                saved = save_upload(Path(path), original, self.library.settings.articles_dir)
+            except QAError as error:
+                lines.append(f"✗ {escape_markdown(original)}: {escape_markdown(str(error))}")
+                continue
+            changed = changed or saved.status != "unchanged"
+            lines.append(f"✓ {escape_markdown(saved.message())}")
+        return lines, changed
+
+    def index_panel(self) -> str:
+        """Counts, model, last build, sync status and the list of articles, as Markdown."""
+        try:
+            status = self.library.status()
+            articles = self.library.store.article_list()
+        except QAError as error:
+            return f"**Index:** ⚠️ {escape_markdown(str(error))}"
+        built = str(status.get("built_at") or "never")
+        lines = [
+            f"**Index:** {status.get('articles', 0)} articles · {status.get('passages', 0)} passages · "
+            f"model {escape_markdown(str(status.get('model') or self.library.settings.model))} · "
+            f"last build {escape_markdown(built)}",
+            "",
+            self.sync_line(),
+            "",
+            "| Article | Date |",
+            "|---|---|",
+        ]
+        for row in articles[:ARTICLES_SHOWN]:
+            title, date = str(row[1] or row[0]), str(row[2] or "")
+            lines.append(f"| {escape_markdown(title)} | {escape_markdown(date)} |")
+        if len(articles) > ARTICLES_SHOWN:
+            lines.append(f"| … and {len(articles) - ARTICLES_SHOWN} more | |")
+        return "\n".join(lines)
+
+    def sync_line(self) -> str:
+        state = self.background.state
+        if state.running:
+            return f"🔄 Syncing the articles folder: {state.done}/{state.total} passages embedded…"
+        when = datetime.fromtimestamp(state.finished_at).strftime("%H:%M:%S") if state.finished_at else ""
+        if state.error:
+            return f"⚠️ Last sync ({when}) failed: {escape_markdown(state.error)}"
+        if state.report:
+            skipped = [problem for problem in state.report.problems if problem.skipped]
+            line = f"Last sync ({when}): {escape_markdown(state.report.summary())}"
+            return line + "".join(f"\n\n✗ skipped {escape_markdown(str(problem))}" for problem in skipped[:10])
+        return "Watching the articles folder for changes." if self.background.interval else ""
+
+    # -- the page ------------------------------------------------------------------------------
+
+    def _build(self) -> gr.Blocks:
+        import gradio as gr
+
+        with gr.Blocks(title="News articles assistant", analytics_enabled=False) as blocks:
+            gr.Markdown("## News articles assistant")
+            previous = gr.State([])
+            pending = gr.State("")
+            seen = gr.State(-1)
+            with gr.Row():
+                with gr.Column(scale=3):
+                    chatbot = gr.Chatbot(
+                        label="Chat", show_label=False, elem_id="chat", height=640, placeholder=PLACEHOLDER,
+                        sanitize_html=True, allow_tags=False, latex_delimiters=[], render_markdown=True,
+                        feedback_options=None, buttons=["copy"], group_consecutive_messages=False, autoscroll=False,
+                    )
+                    with gr.Row():
+                        question = gr.Textbox(
+                            show_label=False, placeholder="Ask a question about the articles…", elem_id="question",
+                            scale=6, max_lines=4, autofocus=True,
+                        )
+                        ask = gr.Button("Ask", variant="primary", elem_id="ask", scale=1, min_width=80)
+                    restart = gr.Button("New conversation", size="sm", elem_id="new-conversation")
+                with gr.Column(scale=2):
+                    sources = gr.Slider(
+                        1, MAX_SOURCES, value=self.sources, step=1, label="Sources per answer", elem_id="sources"
+                    )
+                    upload = gr.File(
+                        label=f"Add articles (.txt .md .html .htm .json .jsonl, {MAX_UPLOAD_BYTES // 2**20} MiB each)",
+                        file_count="multiple", elem_id="upload", height=120,
+                    )
+                    upload_status = gr.Markdown(label="status", elem_id="upload-status", latex_delimiters=[])
+                    with gr.Accordion("Index", open=True):
+                        panel = gr.Markdown(label="index", elem_id="index-panel", latex_delimiters=[])
+                        sync_now = gr.Button("Sync the folder now", size="sm", elem_id="sync-now")
+            timer = gr.Timer(REFRESH_SECONDS)
+
+            def take(message: str, history: list[dict[str, Any]]) -> tuple[Any, Any, Any]:
+                if not message or not message.strip():
+                    return gr.skip(), gr.skip(), ""
+                return "", [*history, {"role": "user", "content": escape_markdown(message)}], message
+
+            def answer(message: str, history: list[dict[str, Any]], earlier: list[str], k: float) -> tuple[Any, Any]:
+                if not message:
+                    return gr.skip(), gr.skip()
+                markdown = self.reply(message, int(k), earlier)
+                return [*history, {"role": "assistant", "content": markdown}], [*earlier, message][-PREVIOUS_KEPT:]
+
+            for trigger in (question.submit, ask.click):
+                taken = trigger(
+                    take, [question, chatbot], [question, chatbot, pending], queue=False, api_visibility="private"
+                )
+                taken.then(
+                    answer, [pending, chatbot, previous, sources], [chatbot, previous], concurrency_limit=4,
+                    api_visibility="private",
+                ).then(None, js=SCROLL_TO_ANSWER, api_visibility="private")
+            restart.click(lambda: ([], []), None, [chatbot, previous], queue=False, api_visibility="private")
+
+            def add(paths: list[str] | None, progress: gr.Progress = gr.Progress()) -> Iterator[tuple[Any, ...]]:  # noqa: B008
+                lines, changed = self.save(list(paths or []))
+                if not changed:
+                    yield "\n\n".join(lines) or "No file received.", gr.skip(), None
+                    return
+                ticket = self.background.request()
+                while not self.background.wait(ticket, timeout=0.25):
+                    state = self.background.state
+                    if state.running and state.total:
+                        progress((state.done, state.total), desc="Embedding passages", unit="passages")
+                    yield "\n\n".join([*lines, self.sync_line()]), gr.skip(), gr.skip()
+                state = self.background.state
+                done = f"⚠️ {escape_markdown(state.error)}" if state.error else "Ready: ask about the new articles."
+                yield "\n\n".join([*lines, done]), self.index_panel(), None
+
+            upload.upload(add, [upload], [upload_status, panel, upload], api_name="upload", concurrency_limit=2)
+
+            def sync_folder() -> Iterator[str]:
+                ticket = self.background.request()
+                while not self.background.wait(ticket, timeout=0.25):
+                    yield self.index_panel()
+                yield self.index_panel()
+
+            sync_now.click(sync_folder, None, [panel], api_visibility="private")
+
+            def refresh(version: int) -> tuple[Any, Any]:
+                state = self.background.state
+                return (gr.skip(), gr.skip()) if state.version == version else (self.index_panel(), state.version)
+
+            timer.tick(refresh, [seen], [panel, seen], show_progress="hidden", api_visibility="private")
+            blocks.load(self.index_panel, None, [panel], api_visibility="private")
+
+            def ask_api(question: str, sources: int = DEFAULT_SOURCES, history: list[str] | None = None) -> str:
+                """Answer a question from the articles. `history`: earlier questions, for follow-ups.
+                Returns the reply as Markdown: quoted sentences with [n] markers, then the numbered sources."""
+                return self.reply(question, sources, history)
+
+            def retrieve_api(question: str, k: int = DEFAULT_SOURCES) -> dict[str, Any]:
+                """The k best passages for a question as JSON: {"question", "hits": [...]}, best first."""
+                try:
+                    return self.hits(question, k)
+                except QAError as error:
+                    raise gr.Error(str(error)) from None
+
+            gr.api(ask_api, api_name="ask", concurrency_limit=4)
+            gr.api(retrieve_api, api_name="retrieve", concurrency_limit=4)
+        return blocks
+
+    # -- serving -------------------------------------------------------------------------------
+
+    def launch(
+        self, host: str = "127.0.0.1", port: int = 7860, auth: tuple[str, str] | None = None, block: bool = True
+    ) -> str:
+        """Start the folder watch and serve the page; returns the local URL (when `block` is False)."""
+        import gradio as gr
+
+        self.background.start(synced=True)
+        logger.info("serving %s on %s:%d", self.library.settings.articles_dir, host, port)
+        self.blocks.queue(default_concurrency_limit=1)
+        self.blocks.launch(
+            server_name=host, server_port=port, auth=auth, prevent_thread_lock=not block, show_error=False,
+            quiet=not block, max_file_size=2 * MAX_UPLOAD_BYTES, theme=gr.themes.Default(), css=CSS,
+        )
+        return str(self.blocks.local_url)
+
+    def close(self) -> None:
+        """Stop serving and stop the folder watch."""
+        self.blocks.close(verbose=False)
+        self.background.stop()

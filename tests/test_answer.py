@@ -1,0 +1,139 @@
+"""Composing answers: verbatim quotes with [n] markers, checkable sources, honest "not found", follow-ups."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from qa import Library
+from qa.answer import NOT_FOUND_THRESHOLD, Answer, Composer, contextual_query, is_follow_up
+from qa.articles import load_folder
+from qa.reply import NOT_FOUND, to_markdown
+
+
+@pytest.fixture(scope="module")
+def composer(seed_library: Library) -> Composer:
+    return Composer(seed_library)
+
+
+def ask(composer: Composer, *conversation: str, k: int = 5) -> Answer:
+    """The answer to the last question of a conversation."""
+    *earlier, question = conversation
+    return composer.answer(question, k, earlier)
+
+
+def quoted(answer: Answer) -> str:
+    return " ".join(quote.text for quote in answer.quotes)
+
+
+def test_who_interviewed_maduro_quotes_the_sentence_that_names_ignacio_ramonet(composer: Composer) -> None:
+    answer = ask(composer, "Who interviewed Maduro?")
+    assert answer.found and answer.best >= NOT_FOUND_THRESHOLD
+    assert "Ignacio Ramonet" in answer.quotes[0].text
+    assert 1 <= len(answer.quotes) <= 3
+
+
+def test_quotes_are_exact_substrings_of_the_passage_and_of_the_article(composer: Composer) -> None:
+    folder = load_folder(composer.library.settings.articles_dir)
+    bodies = {article.article_id: article.text for article in folder.articles}
+    for question in ("Who interviewed Maduro?", "What is the ECB deposit rate?", "Who designed the lighthouse?"):
+        answer = ask(composer, question)
+        for quote in answer.quotes:
+            hit = answer.sources[quote.number - 1].hit
+            assert hit.text[quote.start : quote.end] == quote.text
+            at = hit.citation.start + quote.start
+            assert bodies[hit.citation.article_id][at : at + len(quote.text)] == quote.text
+
+
+def test_the_reply_marks_each_sentence_with_the_number_of_an_existing_source(composer: Composer) -> None:
+    answer = ask(composer, "How much ice did Swiss glaciers lose?", k=3)
+    reply = to_markdown(answer)
+    first_line = reply.split("\n")[0]
+    markers = [int(number) for number in re.findall(r"\[(\d+)\]", first_line)]
+    assert markers == [quote.number for quote in answer.quotes]
+    assert all(1 <= number <= len(answer.sources) for number in markers)
+    assert "**Sources**" in reply and "1. **[Alpine glaciers lost a tenth of their ice in two years](" in reply
+
+
+def test_each_source_shows_title_link_date_paragraph_relevance_and_highlighted_passage(composer: Composer) -> None:
+    reply = to_markdown(ask(composer, "What is the ECB deposit rate?", k=2))
+    source = reply.split("**Sources**")[1]
+    title = "ECB holds interest rates at 2.5% as inflation cools"
+    assert f"[{title}](https://example.org/news/ecb-holds-rates#:~:text=" in source
+    assert "2025-03-06 · Example Wire · paragraph 1, passage 1 · relevance 0." in source
+    assert "<mark>The European Central Bank kept its main deposit rate at 2.5% on Thursday" in source
+
+
+def test_the_number_of_sources_follows_k(composer: Composer) -> None:
+    assert len(ask(composer, "rail strike in the Netherlands", k=1).sources) == 1
+    assert len(ask(composer, "rail strike in the Netherlands", k=4).sources) == 4
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["Who won the football match last night?", "What were yesterday's Premier League results?",
+     "How do I bake a chocolate cake?", "What is a good recipe for vegetable lasagne?"],
+)
+def test_off_topic_questions_get_an_honest_not_found_with_weak_matches(composer: Composer, question: str) -> None:
+    answer = ask(composer, question, k=3)
+    assert not answer.found and answer.quotes == ()
+    assert all(source.weak for source in answer.sources) and len(answer.sources) == 3
+    reply = to_markdown(answer)
+    assert reply.startswith(f"**{NOT_FOUND}**")
+    assert "Nearest passages (weak matches)" in reply and reply.count("*weak match*") == 3
+
+
+def test_a_follow_up_is_searched_with_the_question_it_follows(composer: Composer) -> None:
+    offer = ask(composer, "Who interviewed Maduro?", "What did he offer the US?")
+    assert offer.query == "Who interviewed Maduro? What did he offer the US?"
+    assert "oil" in quoted(offer) or "drug-trafficking agreement" in quoted(offer)
+    aired = ask(composer, "Who interviewed Maduro?", "What did he offer the US?", "When did it air?")
+    assert "New Year’s Eve" in quoted(aired)
+    assert "Follow-up: searched as" in to_markdown(aired)
+
+
+@pytest.mark.parametrize(
+    ("conversation", "expected"),
+    [
+        (("What is the ECB deposit rate?", "Who is its president?"), "Christine Lagarde"),
+        (("How much ice did Swiss glaciers lose?", "Which of them have disappeared?"), "Pizol"),
+        (("Who designed the Muckle Flugga lighthouse?", "How much did its restoration cost?"), "£1.2 million"),
+        (("Why did Dutch rail workers go on strike?", "When will they be back at work?"), "resume on Tuesday"),
+    ],
+)
+def test_multi_turn_conversations_answer_the_follow_up(
+    composer: Composer, conversation: tuple[str, ...], expected: str
+) -> None:
+    answer = ask(composer, *conversation)
+    assert answer.found and expected in quoted(answer)
+
+
+def test_a_new_topic_is_not_mixed_with_the_previous_question(composer: Composer) -> None:
+    answer = ask(composer, "Who interviewed Maduro?", "How much ice did Swiss glaciers lose?")
+    assert answer.query == "How much ice did Swiss glaciers lose?" and "10%" in quoted(answer)
+
+
+@pytest.mark.parametrize(
+    ("question", "follow_up"),
+    [("What did he offer the US?", True), ("When did it air?", True), ("And the date?", True), ("Why?", True),
+     ("Who is its president?", True), ("Who interviewed Maduro?", False), ("What is the ECB deposit rate?", False),
+     ("Which company was the only one that could export crude?", False)],
+)
+def test_short_or_pronoun_led_questions_are_follow_ups(question: str, follow_up: bool) -> None:
+    assert is_follow_up(question) is follow_up
+
+
+def test_context_walks_back_over_earlier_follow_ups_to_the_topic() -> None:
+    earlier = ["What is the ECB deposit rate?", "Who interviewed Maduro?", "What did he offer?"]
+    joined = contextual_query("When did it air?", earlier)
+    assert joined == "Who interviewed Maduro? What did he offer? When did it air?"
+    assert contextual_query("When did it air?", []) == "When did it air?"
+
+
+def test_sentences_are_embedded_once_and_then_reused(seed_library: Library) -> None:
+    composer = Composer(seed_library)
+    ask(composer, "What did Christine Lagarde tell reporters?")
+    before = seed_library.embedder.texts_embedded
+    ask(composer, "What did Christine Lagarde tell reporters?")
+    assert seed_library.embedder.texts_embedded - before <= 2  # the question itself, nothing else

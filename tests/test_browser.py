@@ -1,0 +1,154 @@
+"""The chat page in a real headless chromium: answers, uploads, untrusted article text, "not found".
+
+Screenshots go to tests/artifacts/ (git-ignored). `DOCS_SCREENSHOT=1` also writes docs/screenshot.png.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from live import live_app
+from playwright.sync_api import Locator, Page, expect, sync_playwright
+
+from qa.embed import Embedder
+from qa.reply import NOT_FOUND
+from qa.web import ChatApp
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run", "--disable-quic",
+]
+ARTIFACTS = Path(__file__).parent / "artifacts"
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+WAIT_MS = 60_000
+MADURO = "Venezuela’s Maduro Opens Door to U.S. Negotiations Amid Military Pressure"
+HOSTILE = """# Exampleton bridge <img src=x onerror="window.__xss='title'; alert('title')"> approved
+
+The city council of Exampleton approved a new bicycle bridge over the river Ouse on Tuesday.
+<script>window.__xss = 'script'; alert('script')</script>
+Critics collected signatures in [a petition](javascript:window.__xss='link';alert('link')) against the plan.
+<img src=x onerror="window.__xss='img'; alert('img')"> The bridge will cost 4 million euros and open in 2027.
+"""
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Iterator[tuple[ChatApp, str]]:
+    with live_app(tmp_path_factory.mktemp("browser"), embedder, watch=1.0) as (chat, url):
+        yield chat, url
+
+
+@pytest.fixture(scope="module")
+def dialogs() -> list[str]:
+    """Messages of any alert() the page opened: there must be none."""
+    return []
+
+
+@pytest.fixture(scope="module")
+def page(server: tuple[ChatApp, str], dialogs: list[str]) -> Iterator[Page]:
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.skip(f"{CHROMIUM} is missing: `make chromium` installs Debian's chromium")
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        tab = browser.new_page(viewport={"width": 1400, "height": 1000})
+        tab.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+        tab.goto(server[1])
+        tab.wait_for_selector("#question textarea", timeout=WAIT_MS)
+        yield tab
+        browser.close()
+
+
+def ask(page: Page, question: str) -> Locator:
+    """Type a question, press Enter, and wait for the reply; returns the reply's element."""
+    replies = page.locator("#chat [data-testid=bot]")
+    before = replies.count()
+    page.locator("#question textarea").fill(question)
+    page.locator("#question textarea").press("Enter")
+    expect(replies).to_have_count(before + 1, timeout=WAIT_MS)
+    return replies.nth(before)
+
+
+def new_conversation(page: Page) -> None:
+    page.locator("#new-conversation").click()
+    expect(page.locator("#chat [data-testid=bot]")).to_have_count(0, timeout=WAIT_MS)
+
+
+def upload(page: Page, path: Path) -> None:
+    page.locator("#upload input[type=file]").set_input_files(str(path))
+    expect(page.locator("#upload-status")).to_contain_text("Ready", timeout=WAIT_MS)
+
+
+def test_a_question_gets_a_quoted_answer_with_its_cited_title_and_passage(page: Page) -> None:
+    new_conversation(page)
+    reply = ask(page, "Who interviewed Maduro?")
+    expect(reply).to_contain_text("Sources")
+    expect(reply).to_contain_text("Ignacio Ramonet")
+    expect(reply).to_contain_text("[1]")
+    expect(reply.locator("ol li strong").first).to_contain_text(MADURO)
+    expect(reply.locator("mark").first).to_contain_text("Speaking in a New Year’s Eve interview with Spanish")
+    page.screenshot(path=str(ARTIFACTS / "answer.png"))
+    if os.environ.get("DOCS_SCREENSHOT"):
+        DOCS.mkdir(exist_ok=True)
+        page.screenshot(path=str(DOCS / "screenshot.png"))
+
+
+def test_a_follow_up_question_uses_the_conversation(page: Page) -> None:
+    new_conversation(page)
+    ask(page, "Who interviewed Maduro?")
+    reply = ask(page, "When did it air?")
+    expect(reply).to_contain_text("New Year’s Eve")
+    expect(reply).to_contain_text("Follow-up: searched as")
+
+
+def test_an_article_uploaded_through_the_page_answers_questions(page: Page, tmp_path: Path) -> None:
+    article = tmp_path / "ferry.md"
+    article.write_text(
+        "# Lake Zurich paddle steamer runs on solar power\n\n"
+        "The oldest paddle steamer on Lake Zurich, the Stadt Rapperswil, now runs partly on solar power after "
+        "engineers fitted 40 panels to its roof, the operator ZSG said on Monday.\n"
+    )
+    upload(page, article)
+    expect(page.locator("#upload-status")).to_contain_text("ferry.md: saved as ferry.md (1 article)")
+    expect(page.locator("#index-panel")).to_contain_text("Lake Zurich paddle steamer runs on solar power")
+    new_conversation(page)
+    reply = ask(page, "Which paddle steamer now runs on solar power?")
+    expect(reply).to_contain_text("Stadt Rapperswil")
+    expect(reply.locator("ol li strong").first).to_contain_text("Lake Zurich paddle steamer runs on solar power")
+    page.screenshot(path=str(ARTIFACTS / "upload.png"))
+
+
+def test_scripts_and_links_in_an_article_show_as_text_and_never_run(
+    page: Page, tmp_path: Path, dialogs: list[str]
+) -> None:
+    article = tmp_path / "exampleton.md"
+    article.write_text(HOSTILE)
+    upload(page, article)
+    new_conversation(page)
+    reply = ask(page, "How much will the Exampleton bicycle bridge cost?")
+    expect(reply).to_contain_text("4 million euros")
+    expect(reply).to_contain_text("<script>window.__xss = 'script'; alert('script')</script>")
+    expect(reply).to_contain_text("[a petition](javascript:window.__xss='link';alert('link'))")
+    expect(reply).to_contain_text("""<img src=x onerror="window.__xss='img'; alert('img')">""")
+    expect(page.locator("#index-panel")).to_contain_text("""Exampleton bridge <img src=x onerror=""")
+    page.screenshot(path=str(ARTIFACTS / "hostile-article.png"))
+    assert page.locator("#chat script, #index-panel script").count() == 0
+    assert page.locator("img[onerror], [onerror]").count() == 0
+    assert page.locator("a[href^='javascript' i]").count() == 0
+    assert page.evaluate("() => window.__xss") is None
+    assert dialogs == []
+
+
+@pytest.mark.parametrize("question", ["What were the football results last night?", "How do I bake a chocolate cake?"])
+def test_an_off_topic_question_gets_not_found_with_weak_matches(page: Page, question: str) -> None:
+    new_conversation(page)
+    reply = ask(page, question)
+    expect(reply).to_contain_text(NOT_FOUND)
+    expect(reply).to_contain_text("Nearest passages (weak matches)")
+    expect(reply).to_contain_text("weak match")
+    page.screenshot(path=str(ARTIFACTS / f"not-found-{question.split()[3]}.png"))
