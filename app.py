@@ -19,6 +19,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from qa import Library, QAError, Settings  # noqa: E402
 from qa.build import SyncReport  # noqa: E402
+from qa.errors import BusyError  # noqa: E402
 
 LOCAL_HOSTS = ("localhost",)
 logger = logging.getLogger("app")
@@ -36,7 +37,9 @@ def parser() -> argparse.ArgumentParser:
     command.add_argument("--port", type=int, help="port (default: $QA_PORT or 7860)")
     command.add_argument("--articles", metavar="DIR", help="articles folder (default: $QA_ARTICLES_DIR or seeds/)")
     command.add_argument("--index", metavar="DIR", help="index folder (default: $QA_INDEX_DIR or index/)")
-    command.add_argument("--sources", type=int, help="default sources per answer, 1-10 (default: $QA_SOURCES or 5)")
+    command.add_argument(
+        "--sources", type=int, metavar="N", help="default sources per answer, 1-10 (default: $QA_SOURCES or 5)"
+    )
     command.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     return command
 
@@ -82,9 +85,18 @@ def _env_int(name: str, default: int) -> int:
         raise QAError(f"{name}={raw!r} is not a whole number.") from None
 
 
-def prepare(library: Library) -> SyncReport:
-    """Sync the index incrementally before serving: only new or changed articles are embedded."""
-    report = library.sync()
+def prepare(library: Library) -> SyncReport | None:
+    """Sync the index incrementally before serving: only new or changed articles are embedded.
+
+    Returns None when another process is writing the index: the existing index is served, and the
+    folder watch syncs once that process is done.
+    """
+    try:
+        report = library.sync()
+    except BusyError as error:
+        library.ensure_index()  # serves the existing index, or raises when there is none yet
+        print(f"warning: {error} Serving the index as it is for now.", file=sys.stderr)
+        return None
     for problem in report.problems:
         print(f"{'skipped' if problem.skipped else 'warning'}: {problem}", file=sys.stderr)
     print(report.summary(), file=sys.stderr)
@@ -104,13 +116,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         sources = args.sources or _env_int("QA_SOURCES", 5)
         watch = _env_int("QA_WATCH_SECONDS", 3)
         library = Library(Settings.from_env(articles_dir=args.articles, index_dir=args.index))
-        prepare(library)
+        report = prepare(library)
         from qa.web import ChatApp
 
         app = ChatApp(library, sources=sources, watch=watch or None)
         library.embedder.model  # noqa: B018  load the model now, so the first question is quick
         print(f"Serving {library.settings.articles_dir} on http://{host}:{port}", file=sys.stderr)
-        app.launch(host=host, port=port, auth=auth, block=True)
+        app.launch(host=host, port=port, auth=auth, block=True, synced=report is not None)
     except QAError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -132,13 +132,14 @@ class BackgroundSync:
         started = time.perf_counter()
         try:
             report = self.library.sync(progress=self._progress)
-        except QAError as error:  # e.g. BusyError: another process writes the index; the next check retries
-            logger.warning("background sync failed: %s", error)
-            self._update(running=False, error=str(error), finished=self._state.finished + 1, finished_at=time.time())
-            return
         except Exception as error:  # keep the worker alive whatever happens; the page shows the message
-            logger.exception("background sync failed")
-            message = f"the sync failed unexpectedly ({type(error).__name__}: {error})"
+            if isinstance(error, QAError):  # e.g. BusyError: another process is writing the index
+                logger.warning("background sync failed: %s", error)
+                message = str(error)
+            else:
+                logger.exception("background sync failed")
+                message = f"the sync failed unexpectedly ({type(error).__name__}: {error})"
+            self._seen = None  # when watching, the next check tries again
             self._update(running=False, error=message, finished=self._state.finished + 1, finished_at=time.time())
             return
         self._seen = signature

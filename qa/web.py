@@ -259,12 +259,20 @@ class ChatApp:
     # -- serving -------------------------------------------------------------------------------
 
     def launch(
-        self, host: str = "127.0.0.1", port: int = 7860, auth: tuple[str, str] | None = None, block: bool = True
+        self,
+        host: str = "127.0.0.1",
+        port: int = 7860,
+        auth: tuple[str, str] | None = None,
+        block: bool = True,
+        synced: bool = True,
     ) -> str:
-        """Start the folder watch and serve the page; returns the local URL (when `block` is False)."""
+        """Start the folder watch and serve the page; returns the local URL (when `block` is False).
+
+        `synced`: the caller has just synced the index; when False, the folder watch syncs first.
+        """
         import gradio as gr
 
-        self.background.start(synced=True)
+        self.background.start(synced=synced)
         logger.info("serving %s on %s:%d", self.library.settings.articles_dir, host, port)
         self.blocks.queue(default_concurrency_limit=1)
         self.blocks.launch(

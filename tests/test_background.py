@@ -11,6 +11,7 @@ import pytest
 from qa import Library, Settings
 from qa.background import BackgroundSync, folder_signature
 from qa.embed import Embedder
+from qa.store import Store
 
 BRIDGE = "Harbour bridge in Bergen reopens\nThe rebuilt harbour bridge in Bergen reopened to cyclists on Friday.\n"
 
@@ -86,3 +87,13 @@ def test_the_folder_signature_sees_articles_only(library: Library) -> None:
     assert folder_signature(folder) == before
     (folder / "bridge.txt").write_text(BRIDGE)
     assert folder_signature(folder) != before
+
+
+def test_while_another_process_writes_the_index_the_watch_says_so_and_retries(watched: BackgroundSync) -> None:
+    library = watched.library
+    with Store(library.settings.index_dir).writing():  # what another process's build holds
+        (library.settings.articles_dir / "bridge.txt").write_text(BRIDGE)
+        assert eventually(lambda: watched.state.error is not None)
+        assert "is being updated by" in watched.state.error
+    assert eventually(lambda: "Harbour bridge in Bergen reopens" in titles(library))
+    assert eventually(lambda: watched.state.error is None)

@@ -17,6 +17,7 @@ import app as app_module
 from qa.embed import Embedder
 from qa.errors import QAError
 from qa.reply import NOT_FOUND
+from qa.store import Store
 from qa.web import ChatApp
 
 MADURO = "Venezuela’s Maduro Opens Door to U.S. Negotiations Amid Military Pressure"
@@ -144,6 +145,15 @@ def test_startup_with_an_up_to_date_index_embeds_nothing(server: tuple[ChatApp, 
     report = app_module.prepare(library)
     assert report.passages_embedded == 0 and not report.changed
     assert (embedder.batches, embedder.texts_embedded) == (batches, texts)
+
+
+def test_startup_while_another_process_writes_the_index_serves_the_index_as_it_is(
+    server: tuple[ChatApp, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    library = server[0].library
+    with Store(library.settings.index_dir).writing():
+        assert app_module.prepare(library) is None
+    assert "Serving the index as it is for now" in capsys.readouterr().err
 
 
 def test_a_password_protects_the_page_and_the_api(server: tuple[ChatApp, str]) -> None:
