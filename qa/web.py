@@ -207,6 +207,7 @@ class ChatApp:
                     api_visibility="private",
                 ).then(None, js=SCROLL_TO_ANSWER, api_visibility="private")
             restart.click(lambda: ([], []), None, [chatbot, previous], queue=False, api_visibility="private")
+            chatbot.clear(lambda: [], None, [previous], queue=False, api_visibility="private")  # the bin icon
 
             def add(paths: list[str] | None, progress: gr.Progress = gr.Progress()) -> Iterator[tuple[Any, ...]]:  # noqa: B008
                 lines, changed = self.save(list(paths or []))

@@ -104,6 +104,8 @@ def test_a_follow_up_question_uses_the_conversation(page: Page) -> None:
     reply = ask(page, "When did it air?")
     expect(reply).to_contain_text("New Year’s Eve")
     expect(reply).to_contain_text("Follow-up: searched as")
+    new_conversation(page)
+    expect(ask(page, "When did it air?")).not_to_contain_text("Follow-up")  # a new conversation starts afresh
 
 
 def test_an_article_uploaded_through_the_page_answers_questions(page: Page, tmp_path: Path) -> None:
