@@ -16,10 +16,11 @@ index: $(VENV)/.runtime
 	$(PY) -m qa index
 
 test: $(VENV)/.dev chromium
+	$(PY) -m ruff check qa tests bench app.py
 	$(PY) -m pytest
 
 lint: $(VENV)/.dev
-	$(PY) -m ruff check qa tests app.py
+	$(PY) -m ruff check qa tests bench app.py
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

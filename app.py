@@ -105,21 +105,23 @@ def prepare(library: Library) -> SyncReport | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
-    )
+    level = logging.INFO if args.verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.setLevel(level)  # bm25s sets its own logger to DEBUG when it is imported
+    if not args.verbose:
+        logging.getLogger("trafilatura").setLevel(logging.CRITICAL)  # broken pages are reported by name, once
     try:
         host = args.host or os.environ.get("QA_HOST") or "127.0.0.1"
         port = args.port or _env_int("QA_PORT", 7860)
         auth = parse_auth(os.environ.get("QA_AUTH"))
         check_binding(host, auth)
-        sources = args.sources or _env_int("QA_SOURCES", 5)
-        watch = _env_int("QA_WATCH_SECONDS", 3)
-        library = Library(Settings.from_env(articles_dir=args.articles, index_dir=args.index))
+        settings = Settings.from_env(articles_dir=args.articles, index_dir=args.index, sources=args.sources)
+        library = Library(settings)
         report = prepare(library)
         from qa.web import ChatApp
 
-        app = ChatApp(library, sources=sources, watch=watch or None)
+        app = ChatApp(library, sources=settings.sources, watch=settings.watch_seconds or None)
         library.embedder.model  # noqa: B018  load the model now, so the first question is quick
         print(f"Serving {library.settings.articles_dir} on http://{host}:{port}", file=sys.stderr)
         app.launch(host=host, port=port, auth=auth, block=True, synced=report is not None)

@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
             texts = [[stored[row].text for row, _ in ranking[:10]] for ranking in rankings]
             return {name: round(value, 4) for name, value in metrics(ranked, texts, questions).items()}
 
-        pairs = list(zip(dense, lexical))
+        pairs = list(zip(dense, lexical, strict=False))
         results = {
             "dense": score(dense),
             "bm25": score(lexical),

@@ -39,6 +39,8 @@ class Settings:
     batch_size: int = 32
     mode: str = "hybrid"  # default search mode: dense, bm25 or hybrid
     read_dates: bool = True  # time in questions ("in March 2005", "latest") narrows or re-ranks
+    sources: int = 5  # sources shown per chat answer, 1-10
+    watch_seconds: int = 3  # the chat checks the articles folder this often; 0 = never
     split: bool = True  # False: each article is one passage as given (evaluation sets)
     title_in_terms: bool = True  # BM25 sees "title + passage"
     title_in_vectors: bool = False  # the embedding sees "title + passage"
@@ -54,6 +56,10 @@ class Settings:
             raise ConfigError(f"max_tokens={self.max_tokens} is too small; use at least 16.")
         if self.mode not in ("dense", "bm25", "hybrid"):
             raise ConfigError(f"mode={self.mode!r} is not a search mode; use dense, bm25 or hybrid.")
+        if not 1 <= self.sources <= 10:
+            raise ConfigError(f"sources={self.sources} must be between 1 and 10.")
+        if self.watch_seconds < 0:
+            raise ConfigError(f"watch_seconds={self.watch_seconds} cannot be negative; 0 turns the watch off.")
         if self.batch_size < 1:
             raise ConfigError(f"batch_size={self.batch_size} must be at least 1.")
 
@@ -68,6 +74,8 @@ class Settings:
             overlap_sentences=_env_int("QA_OVERLAP_SENTENCES", 0),
             batch_size=_env_int("QA_BATCH_SIZE", 32),
             mode=os.environ.get("QA_MODE") or "hybrid",
+            sources=_env_int("QA_SOURCES", 5),
+            watch_seconds=_env_int("QA_WATCH_SECONDS", 3),
         )
         given = {key: value for key, value in overrides.items() if value is not None}
         return replace(base, **given) if given else base

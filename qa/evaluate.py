@@ -74,7 +74,7 @@ def metrics(ranked: list[list[str]], texts: list[list[str]], questions: list[Que
     """Metrics as fractions 0-1. `ranked[i]` are passage ids per rank, `texts[i]` their texts."""
     totals = dict.fromkeys(("recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10", "answer_recall@1",
                             "answer_recall@5"), 0.0)
-    for ids, found, question in zip(ranked, texts, questions):
+    for ids, found, question in zip(ranked, texts, questions, strict=False):
         relevant = [passage_id in question.gold for passage_id in ids[:10]]
         for cut in (1, 5, 10):
             totals[f"recall@{cut}"] += any(relevant[:cut])

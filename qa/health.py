@@ -29,4 +29,5 @@ def headline_check(store: Store, embedder: Embedder, mode: str, sample: int = SA
         found = [{c.article_id for c in (hit.citation, *hit.also_in)} for hit in hits]
         first += bool(found) and article_id in found[0]
         top5 += any(article_id in ids for ids in found)
-    return {"recall@1": round(first / len(chosen), 3), "recall@5": round(top5 / len(chosen), 3), "articles": len(chosen)}
+    count = len(chosen)
+    return {"recall@1": round(first / count, 3), "recall@5": round(top5 / count, 3), "articles": count}

@@ -127,7 +127,7 @@ def fuse(rankings: list[list[tuple[int, float]]], weights: tuple[float, ...] | N
     """
     weights = weights or tuple(1.0 / len(rankings) for _ in rankings)
     fused: dict[int, float] = {}
-    for ranking, weight in zip(rankings, weights):
+    for ranking, weight in zip(rankings, weights, strict=False):
         if not ranking:
             continue
         scores = np.asarray([score for _, score in ranking], dtype=np.float64)

@@ -30,7 +30,8 @@ def test_index_then_ask_json_then_add_an_article(articles: Path, tmp_path: Path)
     answer = json.loads(asked.stdout)
     assert answer["question"] == "Who interviewed Maduro?" and len(answer["hits"]) == 3
     top = answer["hits"][0]
-    assert {"rank", "score", "text", "article_id", "title", "source", "url", "date", "passage", "start", "end"} <= set(top)
+    expected = {"rank", "score", "text", "article_id", "title", "source", "url", "date", "passage", "start", "end"}
+    assert expected <= set(top)
     assert top["rank"] == 1 and "Ignacio Ramonet" in top["text"]
     assert top["source"] == "venezuela-maduro-us-negotiations.txt"
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from qa.embed import Embedder
-from qa.evaluate import Question, evaluate, metrics, read_dataset
 from qa.errors import ConfigError
+from qa.evaluate import Question, evaluate, metrics, read_dataset
 
 TINY = Path(__file__).parent / "fixtures" / "tiny-eval"
 

@@ -64,7 +64,7 @@ def test_passages_are_whole_sentences_of_about_the_target_size() -> None:
 def test_overlap_repeats_the_last_sentences_of_the_previous_passage() -> None:
     body = " ".join(f"Sentence number {n} is here." for n in range(1, 21))
     passages = texts(body, Splitter(words=20, overlap=1))
-    for previous, following in zip(passages, passages[1:]):
+    for previous, following in zip(passages, passages[1:], strict=False):
         assert following.startswith(previous.rsplit(". ", 1)[-1].rstrip("."))
 
 
