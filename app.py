@@ -19,6 +19,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from qa import Library, QAError, Settings  # noqa: E402
 from qa.build import SyncReport  # noqa: E402
+from qa.cli import configure_logging  # noqa: E402
 from qa.errors import BusyError  # noqa: E402
 
 LOCAL_HOSTS = ("localhost",)
@@ -105,12 +106,7 @@ def prepare(library: Library) -> SyncReport | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    level = logging.INFO if args.verbose else logging.WARNING
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    for handler in logging.getLogger().handlers:
-        handler.setLevel(level)  # bm25s sets its own logger to DEBUG when it is imported
-    if not args.verbose:
-        logging.getLogger("trafilatura").setLevel(logging.CRITICAL)  # broken pages are reported by name, once
+    configure_logging(args.verbose, lists_problems=True)
     try:
         host = args.host or os.environ.get("QA_HOST") or "127.0.0.1"
         port = args.port or _env_int("QA_PORT", 7860)

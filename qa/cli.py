@@ -77,16 +77,24 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    level = logging.INFO if args.verbose else logging.WARNING
+def configure_logging(verbose: bool, lists_problems: bool = False) -> None:
+    """Logging for an entry point: warnings (or everything with -v) on standard error.
+
+    `lists_problems`: the command prints skipped files itself, so the loader's warnings are muted.
+    """
+    level = logging.INFO if verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     for handler in logging.getLogger().handlers:
         handler.setLevel(level)  # bm25s sets its own logger to DEBUG when it is imported
-    if args.command == "index" and not args.verbose:
-        logging.getLogger("qa.articles").setLevel(logging.ERROR)  # `index` lists skipped files itself, once
-    if not args.verbose:
+    if not verbose:
         logging.getLogger("trafilatura").setLevel(logging.CRITICAL)  # broken pages are reported by name, once
+        if lists_problems:
+            logging.getLogger("qa.articles").setLevel(logging.ERROR)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    configure_logging(args.verbose, lists_problems=args.command == "index")
     try:
         if args.command == "eval":
             return run_eval(args)
