@@ -187,15 +187,17 @@ class Composer:
         self._cache: OrderedDict[str, Vectors] = OrderedDict()
         self._cache_lock = threading.Lock()
 
-    def answer(self, question: str, k: int = 5, previous: Sequence[str] = ()) -> Answer:
+    def answer(self, question: str, k: int = 5, previous: Sequence[str] = (), mode: str | None = None) -> Answer:
         """Retrieve `k` passages for the question (in the context of `previous` questions) and compose.
+
+        `mode`: dense, bm25 or hybrid; the library's default when None.
 
         Raises:
             QuestionError: the question is empty or too long, or k is out of range.
         """
         started = time.perf_counter()
         query = contextual_query(question, previous)
-        hits = self.library.retrieve(query, k)
+        hits = self.library.retrieve(query, k, mode)
         answer = replace(self.compose(question, query, hits), seconds=time.perf_counter() - started)
         logger.info(
             "answered from %d passages (best %.3f, found=%s) in %.2f s", len(hits), answer.best, answer.found,

@@ -78,12 +78,14 @@ class ChatApp:
 
     # -- what the handlers do (plain Python, no gradio) ------------------------------------
 
-    def reply(self, question: str, sources: int = DEFAULT_SOURCES, previous: list[str] | None = None) -> str:
+    def reply(
+        self, question: str, sources: int = DEFAULT_SOURCES, previous: list[str] | None = None, mode: str | None = None
+    ) -> str:
         """The chat reply (Markdown) for a question; our errors become a sentence, never an error page."""
         if isinstance(sources, bool) or not isinstance(sources, int | float) or not 1 <= sources <= MAX_SOURCES:
             return f"⚠️ The number of sources must be from 1 to {MAX_SOURCES} (got {escape_markdown(repr(sources))})."
         try:
-            answer = self.composer.answer(question, int(sources), previous or [])
+            answer = self.composer.answer(question, int(sources), previous or [], mode or None)
         except QAError as error:
             return f"⚠️ {escape_markdown(str(error))}"
         except Exception:  # a bug must not become an error page either; the log has the details
@@ -91,9 +93,9 @@ class ChatApp:
             return "⚠️ Something went wrong while answering; the server log has the details. Please try again."
         return to_markdown(answer)
 
-    def hits(self, question: str, k: int = DEFAULT_SOURCES) -> dict[str, Any]:
+    def hits(self, question: str, k: int = DEFAULT_SOURCES, mode: str | None = None) -> dict[str, Any]:
         """The `k` best passages as JSON: `{"question", "hits": [...]}` (see `Hit.to_json`)."""
-        found = self.library.retrieve(question, int(k))
+        found = self.library.retrieve(question, int(k), mode or None)
         return {"question": question, "hits": [hit.to_json() for hit in found]}
 
     def save(self, paths: list[str]) -> tuple[list[str], bool]:
@@ -119,10 +121,17 @@ class ChatApp:
         except QAError as error:
             return f"**Index:** ⚠️ {escape_markdown(str(error))}"
         built = str(status.get("built_at") or "never")
+        health = status.get("health") or {}
         lines = [
             f"**Index:** {status.get('articles', 0)} articles · {status.get('passages', 0)} passages · "
             f"model {escape_markdown(str(status.get('model') or self.library.settings.model))} · "
             f"last build {escape_markdown(built)}",
+            "",
+            (
+                f"Self-check: searched by its headline, an article comes first {health['recall@1']:.0%} of the time, "
+                f"in the top 5 {health['recall@5']:.0%} ({health['articles']} articles sampled)."
+                if health.get("articles") else ""
+            ),
             "",
             self.sync_line(),
             "",
@@ -177,6 +186,10 @@ class ChatApp:
                     sources = gr.Slider(
                         1, MAX_SOURCES, value=self.sources, step=1, label="Sources per answer", elem_id="sources"
                     )
+                    mode = gr.Radio(
+                        ["hybrid", "dense", "bm25"], value=self.library.settings.mode, elem_id="mode",
+                        label="Search: hybrid (words and meaning), dense (meaning), bm25 (exact words)",
+                    )
                     upload = gr.File(
                         label=f"Add articles (.txt .md .html .htm .json .jsonl, {MAX_UPLOAD_BYTES // 2**20} MiB each)",
                         file_count="multiple", elem_id="upload", height=120,
@@ -192,10 +205,12 @@ class ChatApp:
                     return gr.skip(), gr.skip(), ""
                 return "", [*history, {"role": "user", "content": escape_markdown(message)}], message
 
-            def answer(message: str, history: list[dict[str, Any]], earlier: list[str], k: float) -> tuple[Any, Any]:
+            def answer(
+                message: str, history: list[dict[str, Any]], earlier: list[str], k: float, how: str
+            ) -> tuple[Any, Any]:
                 if not message:
                     return gr.skip(), gr.skip()
-                markdown = self.reply(message, int(k), earlier)
+                markdown = self.reply(message, int(k), earlier, how)
                 return [*history, {"role": "assistant", "content": markdown}], [*earlier, message][-PREVIOUS_KEPT:]
 
             for trigger in (question.submit, ask.click):
@@ -203,7 +218,7 @@ class ChatApp:
                     take, [question, chatbot], [question, chatbot, pending], queue=False, api_visibility="private"
                 )
                 taken.then(
-                    answer, [pending, chatbot, previous, sources], [chatbot, previous], concurrency_limit=4,
+                    answer, [pending, chatbot, previous, sources, mode], [chatbot, previous], concurrency_limit=4,
                     api_visibility="private",
                 ).then(None, js=SCROLL_TO_ANSWER, api_visibility="private")
             restart.click(lambda: ([], []), None, [chatbot, previous], queue=False, api_visibility="private")
@@ -241,15 +256,18 @@ class ChatApp:
             timer.tick(refresh, [seen], [panel, seen], show_progress="hidden", api_visibility="private")
             blocks.load(self.index_panel, None, [panel], api_visibility="private")
 
-            def ask_api(question: str, sources: int = DEFAULT_SOURCES, history: list[str] | None = None) -> str:
-                """Answer a question from the articles. `history`: earlier questions, for follow-ups.
-                Returns the reply as Markdown: quoted sentences with [n] markers, then the numbered sources."""
-                return self.reply(question, sources, history)
+            def ask_api(
+                question: str, sources: int = DEFAULT_SOURCES, history: list[str] | None = None, mode: str = ""
+            ) -> str:
+                """Answer a question from the articles. `history`: earlier questions, for follow-ups; `mode`:
+                dense, bm25 or hybrid ("" = the default). Returns the reply as Markdown: quoted sentences with
+                [n] markers, then the numbered sources."""
+                return self.reply(question, sources, history, mode)
 
-            def retrieve_api(question: str, k: int = DEFAULT_SOURCES) -> dict[str, Any]:
+            def retrieve_api(question: str, k: int = DEFAULT_SOURCES, mode: str = "") -> dict[str, Any]:
                 """The k best passages for a question as JSON: {"question", "hits": [...]}, best first."""
                 try:
-                    return self.hits(question, k)
+                    return self.hits(question, k, mode)
                 except QAError as error:
                     raise gr.Error(str(error)) from None
 

@@ -83,6 +83,20 @@ def test_our_errors_come_back_as_sentences(client: Client) -> None:
         client.predict("rail strike", 0, api_name="/retrieve")
 
 
+def test_the_search_mode_can_be_chosen_per_question(client: Client) -> None:
+    exact = client.predict("Ramonet", 1, "bm25", api_name="/retrieve")
+    assert "Ramonet" in exact["hits"][0]["text"]
+    assert "Chevron" in client.predict("Which US oil company can export Venezuelan crude?", 2, None, "dense",
+                                       api_name="/ask")
+    assert "mode must be one of dense, bm25, hybrid" in client.predict("oil", 2, None, "fuzzy", api_name="/ask")
+
+
+def test_the_index_panel_shows_the_headline_self_check(server: tuple[ChatApp, str]) -> None:
+    panel = server[0].index_panel()
+    assert "Self-check: searched by its headline, an article comes first" in panel
+    assert "articles sampled" in panel
+
+
 def test_an_uploaded_article_answers_questions_at_once(client: Client, tmp_path: Path) -> None:
     article = tmp_path / "ferry.md"
     article.write_text(
