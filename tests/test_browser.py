@@ -154,3 +154,15 @@ def test_an_off_topic_question_gets_not_found_with_weak_matches(page: Page, ques
     expect(reply).to_contain_text("Nearest passages (weak matches)")
     expect(reply).to_contain_text("weak match")
     page.screenshot(path=str(ARTIFACTS / f"not-found-{question.split()[3]}.png"))
+
+
+def test_html_and_markdown_typed_as_a_question_show_as_text_and_never_run(page: Page, dialogs: list[str]) -> None:
+    new_conversation(page)
+    question = """<img src=x onerror="window.__xss='question'; alert(1)"> [go](javascript:alert(2)) """
+    question += "Who interviewed Maduro?"
+    reply = ask(page, question)
+    expect(reply).to_contain_text("Ignacio Ramonet")
+    expect(page.locator("#chat [data-testid=user]").last).to_contain_text("<img src=x onerror=")
+    assert page.locator("#chat img[onerror], #chat a[href^='javascript' i]").count() == 0
+    assert page.evaluate("() => window.__xss") is None
+    assert dialogs == []
