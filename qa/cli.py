@@ -134,7 +134,7 @@ def run_index(library: Library, rebuild: bool) -> int:
     health = library.status().get("health")
     if health and health.get("articles"):
         print(
-            f"Self-check: {health['articles']} articles searched by their headline: own article first "
+            f"Self-check: {health['articles']} article(s) searched by their headline: own article first "
             f"{health['recall@1']:.0%}, in the top 5 {health['recall@5']:.0%}"
         )
     print(f"Index: {library.settings.index_dir}  Articles: {library.settings.articles_dir}")
