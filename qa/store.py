@@ -55,6 +55,7 @@ CREATE TABLE IF NOT EXISTS articles (
     article_id TEXT PRIMARY KEY, record_hash TEXT NOT NULL, body_hash TEXT NOT NULL,
     title TEXT NOT NULL, source TEXT NOT NULL, url TEXT, date TEXT, author TEXT, publisher TEXT);
 CREATE INDEX IF NOT EXISTS articles_body ON articles (body_hash);
+CREATE INDEX IF NOT EXISTS articles_date ON articles (date);
 CREATE TABLE IF NOT EXISTS bodies (body_hash TEXT PRIMARY KEY, text TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS passages (
     row INTEGER PRIMARY KEY, body_hash TEXT NOT NULL, ordinal INTEGER NOT NULL,
