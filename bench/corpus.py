@@ -1,0 +1,177 @@
+"""Real BBC articles and large synthetic indexes for the speed benchmarks (`bench.throughput`, ...).
+
+A synthetic index is made of real passages: a few BBC articles are indexed for real (split and
+embedded by the pipeline), then `fill` writes N passages sampled from them into an articles
+folder (`synthetic/part-NNN.jsonl`, one article of 2-6 passages a line) and inserts them straight
+into the index with `Store.apply`, each with its source passage's vector plus Gaussian noise, re-normalized
+(cosine about 0.7 to the source: a spread like that of distinct passages). A following
+`Library.sync()` sees every synthetic article as unchanged, so the index behaves as if it had
+been built from that folder, without embedding it.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import statistics
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from qa import Library, Settings
+from qa.articles import load_folder
+from qa.embed import Embedder
+from qa.hashing import digest
+from qa.lexical import terms
+from qa.schema import Passage
+from qa.store import Change
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+BBC_RAW = REPO_ROOT.parent / "shared" / "data" / "bbc-news" / "raw"
+QUESTIONS = Path(__file__).resolve().parent / "data" / "bbc-paraphrase" / "questions.jsonl"
+SYNTHETIC_FOLDER = "synthetic"
+ARTICLES_PER_FILE = 2000  # about 6 MB a file: under the reader's 20 MiB limit
+NOISE = 0.05  # per-dimension standard deviation: |noise| is about 1 in 384 dimensions
+
+
+class DataMissing(SystemExit):
+    """The shared BBC corpus is not where the benchmarks expect it."""
+
+
+def bbc_files(count: int, skip: int = 0) -> list[Path]:
+    """BBC article files `skip` .. `skip + count` in sorted path order (business/001.txt first)."""
+    files = sorted(path for path in BBC_RAW.glob("*/*.txt"))
+    if not files:
+        raise DataMissing(
+            f"The BBC News corpus is missing: no {BBC_RAW}/<category>/*.txt files. Put the shared data "
+            "folder next to the repository (../shared/data/bbc-news/raw/)."
+        )
+    return files[skip : skip + count]
+
+
+def copy_articles(files: list[Path], folder: Path) -> None:
+    """Copy BBC files into `folder` as `<category>/<name>`."""
+    for path in files:
+        target = folder / path.parent.name / path.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(path.read_bytes())
+
+
+def questions() -> list[str]:
+    with QUESTIONS.open(encoding="utf-8") as handle:
+        return [json.loads(line)["question"] for line in handle if line.strip()]
+
+
+def settings_for(articles_dir: Path, index_dir: Path) -> Settings:
+    return replace(Settings(), articles_dir=articles_dir, index_dir=index_dir)
+
+
+@dataclass(frozen=True)
+class Base:
+    """Real passages to sample from: texts, article titles, (n, d) float32 vectors, BM25 terms, and the
+    manifest values (model, dimension, settings) of the index they come from."""
+
+    texts: list[str]
+    titles: list[str]
+    vectors: npt.NDArray[np.float32]
+    text_terms: list[list[str]]
+    title_terms: list[list[str]]
+    manifest: dict[str, object]
+
+
+def real_base(library: Library) -> Base:
+    """The passages, titles and vectors of an index `library` has built."""
+    db = library.store.db
+    rows = db.execute(
+        "SELECT p.row, p.text, MIN(a.title) FROM passages p JOIN articles a ON a.body_hash = p.body_hash "
+        "GROUP BY p.row ORDER BY p.row"
+    ).fetchall()
+    found = library.store.vectors(row for row, _, _ in rows)
+    texts = [text for _, text, _ in rows]
+    titles = sorted({title for _, _, title in rows})
+    vectors = np.vstack([found[row] for row, _, _ in rows]).astype(np.float32)
+    stored = library.store.manifest()
+    manifest = {key: stored[key] for key in ("model", "dimension", "shape", "built_at")}
+    return Base(texts, titles, vectors, terms(texts), terms(titles), manifest)
+
+
+def build_base(scratch: Path, articles: int, embedder: Embedder) -> Base:
+    """Index the first `articles` BBC articles for real under `scratch/base-*` and take their passages."""
+    folder = scratch / "base-articles"
+    copy_articles(bbc_files(articles), folder)
+    library = Library(settings_for(folder, scratch / "base-index"), embedder=embedder)
+    library.sync()
+    base = real_base(library)
+    library.store.close()
+    return base
+
+
+def fill(library: Library, passages: int, base: Base, seed: int = 0) -> int:
+    """Write `synthetic/*.jsonl` into the (empty) articles folder and build the index of it from `base`.
+
+    Returns the passages inserted. The library's settings must be those `base` was built with.
+    """
+    rng = np.random.default_rng(seed)
+    picks: list[list[int]] = []
+    bodies: set[str] = set()
+    total = 0
+    folder = library.settings.articles_dir / SYNTHETIC_FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    lines: list[str] = []
+    while total < passages:
+        pick = rng.integers(0, len(base.texts), size=min(int(rng.integers(2, 7)), passages - total)).tolist()
+        body = "\n\n".join(base.texts[at] for at in pick)
+        if body in bodies:
+            continue  # an article body is indexed once however many files hold it
+        bodies.add(body)
+        title = base.titles[len(picks) % len(base.titles)]
+        lines.append(json.dumps({"id": f"s{len(picks)}", "title": title, "text": body}) + "\n")
+        picks.append(pick)
+        total += len(pick)
+    for start in range(0, len(lines), ARTICLES_PER_FILE):
+        part = folder / f"part-{start // ARTICLES_PER_FILE:03d}.jsonl"
+        part.write_text("".join(lines[start : start + ARTICLES_PER_FILE]), encoding="utf-8")
+    read = {a.article_id: a for a in load_folder(library.settings.articles_dir).articles}
+    articles = [read[f"{SYNTHETIC_FOLDER}/part-{n // ARTICLES_PER_FILE:03d}.jsonl#s{n}"] for n in range(len(picks))]
+    change = Change(upsert_articles=articles, manifest=dict(base.manifest), reset=True)
+    sources: list[int] = []
+    for number, (article, pick) in enumerate(zip(articles, picks, strict=True)):
+        change.add_bodies[article.body_hash] = article.text
+        start = 0
+        for ordinal, at in enumerate(pick):
+            text = base.texts[at]
+            start = article.text.index(text, start)
+            change.new_passages.append(Passage(article.body_hash, ordinal, start, start + len(text), ordinal, text))
+            change.vector_keys.append(digest(f"synthetic\x1f{number}\x1f{ordinal}"))
+            change.new_terms.append(base.title_terms[number % len(base.titles)] + base.text_terms[at])
+            sources.append(at)
+            start += len(text)
+    noisy = base.vectors[sources] + rng.normal(0.0, NOISE, (len(sources), base.vectors.shape[1])).astype(np.float32)
+    change.new_vectors = (noisy / np.linalg.norm(noisy, axis=1, keepdims=True)).astype(np.float32)
+    with library.store.writing():
+        library.store.cache_vectors(change.vector_keys, change.new_vectors)
+        library.store.apply(change)
+    return len(sources)
+
+
+def percentile(values: list[float], share: float) -> float:
+    """The `share` (0-1) percentile of `values`, linearly interpolated."""
+    return float(np.percentile(np.asarray(values), share * 100))
+
+
+def median(values: list[float]) -> float:
+    return float(statistics.median(values))
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far, in MB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def current_rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")

@@ -1,0 +1,157 @@
+"""Query latency of `Library.retrieve()` per mode at two index sizes, against the bare libraries.
+
+    python -m bench.latency [--quick] [--sizes N ...] [--questions Q] [--json OUT]
+
+Sizes: 10k and 100k passages (2k and 20k with `--quick`). Every index is synthetic (see
+`bench.corpus`): real BBC passages (the first 100 articles, 30 with `--quick`, split and embedded
+by the pipeline) sampled into articles, each passage with its source vector plus Gaussian noise,
+re-normalized, and its real text for BM25; embedding 10k passages for real would take about 10
+minutes here. With the model loaded and warmed, each of the BBC paraphrase questions (120; 25
+with `--quick`) is asked once per mode with k = 5 (modes interleaved), and timed whole (question checks, dates, search,
+fusion, citations). Beside it, the bare libraries on the same index and questions:
+`model.encode(question)` + FAISS `index.search` (dense), bm25s tokenize + score + top-k (bm25),
+and their sum (hybrid), at the depth `retrieve` searches (30). Memory: the process's RSS after each
+size, its peak, and the bytes of the vectors and passage texts for comparison.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from qa import Library
+from qa.embed import Embedder
+from qa.lexical import QUESTION_WORDS
+
+from .corpus import Base, build_base, current_rss_mb, fill, peak_rss_mb, percentile, questions, settings_for
+
+MODES = ("dense", "bm25", "hybrid")
+K = 5
+DEPTH = 30  # what `qa.search.search` fetches from each side for k = 5
+
+
+class Bare:
+    """The bare libraries on one index: `model.encode` + FAISS search, and bm25s scoring + top-k."""
+
+    def __init__(self, library: Library) -> None:
+        import Stemmer
+        from bm25s.stopwords import STOPWORDS_EN
+
+        self.model, self.index = library.embedder.model, library.store.faiss_index()
+        self.retriever = library.store.lexical_index().retriever
+        self.stemmer, self.stopwords = Stemmer.Stemmer("english"), [*STOPWORDS_EN, *QUESTION_WORDS]
+
+    def dense_ms(self, question: str) -> float:
+        started = time.perf_counter()
+        vector = self.model.encode([question], normalize_embeddings=True, convert_to_numpy=True,
+                                   show_progress_bar=False)
+        self.index.search(np.ascontiguousarray(vector, dtype=np.float32), DEPTH)
+        return (time.perf_counter() - started) * 1000
+
+    def bm25_ms(self, question: str) -> float:
+        import bm25s
+
+        started = time.perf_counter()
+        words = bm25s.tokenize([question], stopwords=self.stopwords, stemmer=self.stemmer, return_ids=False,
+                               show_progress=False)[0]
+        vocabulary = self.retriever.vocab_dict  # type: ignore[attr-defined]
+        scores = self.retriever.get_scores_from_ids([vocabulary[w] for w in words if w in vocabulary])  # type: ignore[attr-defined]
+        top = np.argpartition(-scores, DEPTH)[:DEPTH]
+        top[np.argsort(-scores[top])]
+        return (time.perf_counter() - started) * 1000
+
+
+def measure(size: int, scratch: Path, embedder: Embedder, base: Base, asked: list[str]) -> dict[str, object]:
+    """Latency per mode, bare-library latency and memory for one synthetic index of `size` passages."""
+    folder = scratch / f"articles-{size}"
+    folder.mkdir()
+    library = Library(settings_for(folder, scratch / f"index-{size}"), embedder=embedder)
+    started = time.perf_counter()
+    inserted = fill(library, size, base)
+    fill_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    report = library.sync()  # nothing to embed; runs the headline self-check once (100 searches)
+    sync_seconds = time.perf_counter() - started
+    if report.changed:
+        raise RuntimeError(f"the synthetic index should be up to date, got: {report.summary()}")
+    for question in asked[:3]:
+        for mode in MODES:
+            library.retrieve(question, k=K, mode=mode)
+    times: dict[str, list[float]] = {mode: [] for mode in MODES}
+    bare = Bare(library)
+    raw: dict[str, list[float]] = {mode: [] for mode in MODES}
+    for question in asked:  # modes interleaved per question, so a burst of load hits them all alike
+        for mode in MODES:
+            started = time.perf_counter()
+            library.retrieve(question, k=K, mode=mode)
+            times[mode].append((time.perf_counter() - started) * 1000)
+        dense, lexical = bare.dense_ms(question), bare.bm25_ms(question)
+        raw["dense"].append(dense)
+        raw["bm25"].append(lexical)
+        raw["hybrid"].append(dense + lexical)
+    figures = {
+        mode: {"p50_ms": round(percentile(times[mode], 0.5), 1), "p95_ms": round(percentile(times[mode], 0.95), 1),
+               "raw_p50_ms": round(percentile(raw[mode], 0.5), 1)}
+        for mode in MODES
+    }
+    (text_bytes,) = library.store.db.execute("SELECT SUM(LENGTH(CAST(text AS BLOB))) FROM passages").fetchone()
+    memory = {
+        "passages": inserted,
+        "rss_mb": round(current_rss_mb()),
+        "vectors_mb": round(inserted * int(base.manifest["dimension"]) * 4 / 2**20, 1),  # type: ignore[call-overload]
+        "text_mb": round(text_bytes / 2**20, 1),
+        "fill_seconds": round(fill_seconds, 1),
+        "first_sync_seconds": round(sync_seconds, 1),
+    }
+    library.store.close()
+    return {**figures, "memory": memory}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.latency", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="2k and 20k passages, 25 questions (under a minute)")
+    parser.add_argument("--sizes", type=int, nargs="+", help="index sizes in passages (default 10000 100000)")
+    parser.add_argument("--questions", type=int, help="questions asked per mode (default 120; 25 with --quick)")
+    parser.add_argument("--json", type=Path, help="write the figures as JSON")
+    args = parser.parse_args(argv)
+    sizes = args.sizes or ([2_000, 20_000] if args.quick else [10_000, 100_000])
+    asked = questions()[: args.questions or (25 if args.quick else 120)]
+    base_articles = 30 if args.quick else 100
+
+    results: dict[str, object] = {}
+    with tempfile.TemporaryDirectory() as folder:
+        scratch = Path(folder)
+        embedder = Embedder()
+        embedder.encode_query("Warm-up: the model loads and runs once before anything is timed.")
+        base = build_base(scratch / "base", base_articles, embedder)
+        for size in sizes:
+            results[str(size)] = measure(size, scratch, embedder, base, asked)
+            gc.collect()
+    results["peak_rss_mb"] = round(peak_rss_mb())
+    results["base"] = {"articles": base_articles, "passages": len(base.texts), "questions": len(asked), "k": K}
+
+    print(f"retrieve() latency, k = {K}, {len(asked)} questions, model warm; synthetic "
+          f"indexes from {len(base.texts)} real BBC passages\n")
+    print("| passages | mode | p50 ms | p95 ms | bare libraries p50 ms | RSS MB |\n|---:|---|---:|---:|---:|---:|")
+    for size in sizes:
+        entry = results[str(size)]
+        for mode in MODES:
+            row = entry[mode]  # type: ignore[index]
+            print(f"| {size:,} | {mode} | {row['p50_ms']} | {row['p95_ms']} | {row['raw_p50_ms']} | "
+                  f"{entry['memory']['rss_mb']} |")  # type: ignore[index]
+    print(f"\npeak RSS {results['peak_rss_mb']} MB")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
