@@ -12,7 +12,6 @@ both counted from the moment the process was started. Medians over rounds (3; 1 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import socket
 import statistics
@@ -22,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .corpus import REPO_ROOT
+from .corpus import REPO_ROOT, write_json
 
 QUESTION = "Who interviewed Maduro?"
 TIMEOUT = 180.0
@@ -86,9 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"`python app.py` with an up-to-date index of seeds/, medians of {rounds} round(s)\n")
     print("| step | seconds after start |\n|---|---:|")
     print(f"| port accepts connections | {page_up:.1f} |\n| `/ask` answered \"{QUESTION}\" | {answering:.1f} |")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.json, result)
     return 0
 
 

@@ -175,3 +175,10 @@ def current_rss_mb() -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def write_json(path: Path | None, figures: object) -> None:
+    """Write a benchmark's figures to `path` (its folder created), when one was given."""
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(figures, indent=2) + "\n")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import sys
 import tempfile
 import time
@@ -25,7 +24,7 @@ from qa import Library
 from qa.embed import Embedder
 from qa.health import headline_check
 
-from .corpus import Base, bbc_files, build_base, fill, median, settings_for
+from .corpus import Base, bbc_files, build_base, fill, median, settings_for, write_json
 
 NEW_ARTICLES_FROM = 1000  # the added articles are BBC files 1000, 1001, ... in sorted order (politics)
 
@@ -99,9 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     for size in sizes:
         row = results[str(size)]
         print(f"| {size:,} | {row['add_s']} | {row['delete_s']} | {row['headline_check_s']} |")  # type: ignore[index]
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    write_json(args.json, results)
     return 0
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import sys
 import tempfile
 import time
@@ -30,7 +29,17 @@ from qa import Library
 from qa.embed import Embedder
 from qa.lexical import QUESTION_WORDS
 
-from .corpus import Base, build_base, current_rss_mb, fill, peak_rss_mb, percentile, questions, settings_for
+from .corpus import (
+    Base,
+    build_base,
+    current_rss_mb,
+    fill,
+    peak_rss_mb,
+    percentile,
+    questions,
+    settings_for,
+    write_json,
+)
 
 MODES = ("dense", "bm25", "hybrid")
 K = 5
@@ -147,9 +156,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {size:,} | {mode} | {row['p50_ms']} | {row['p95_ms']} | {row['raw_p50_ms']} | "
                   f"{entry['memory']['rss_mb']} |")  # type: ignore[index]
     print(f"\npeak RSS {results['peak_rss_mb']} MB")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    write_json(args.json, results)
     return 0
 
 

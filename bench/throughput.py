@@ -15,7 +15,6 @@ loaded and warmed before anything is timed.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -26,7 +25,7 @@ from qa.build import EMBED_CHUNK
 from qa.embed import Embedder
 from qa.health import headline_check
 
-from .corpus import bbc_files, copy_articles, median, peak_rss_mb, settings_for
+from .corpus import bbc_files, copy_articles, median, peak_rss_mb, settings_for, write_json
 
 
 def build_once(articles: Path, scratch: Path, embedder: Embedder, round_number: int) -> tuple[float, Library]:
@@ -113,9 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {name} | {median(values):.1f} | {passages / median(values):.1f} | "
               f"{median(raw) / median(values):.2f} |")
     print(f"\nof which the headline self-check after the build: {health:.1f} s")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.json, result)
     return 0
 
 

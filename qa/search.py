@@ -182,7 +182,3 @@ def _locate(cite: Citation, passage: StoredPassage) -> Citation:
         passage=passage.ordinal, paragraph=passage.paragraph, start=passage.start, end=passage.end,
     )
 
-
-def dense_search(question: str, k: int, store: Store, embedder: Embedder) -> list[Hit]:
-    """Dense-only search (kept for callers that want plain embeddings)."""
-    return search(question, k, store, embedder, mode="dense")
