@@ -20,6 +20,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from qa import Library, QAError, Settings  # noqa: E402
 from qa.build import SyncReport  # noqa: E402
 from qa.cli import configure_logging  # noqa: E402
+from qa.config import env_int  # noqa: E402
 from qa.errors import BusyError  # noqa: E402
 
 LOCAL_HOSTS = ("localhost",)
@@ -78,14 +79,6 @@ def check_binding(host: str, auth: tuple[str, str] | None) -> None:
         )
 
 
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    try:
-        return int(raw) if raw else default
-    except ValueError:
-        raise QAError(f"{name}={raw!r} is not a whole number.") from None
-
-
 def prepare(library: Library) -> SyncReport | None:
     """Sync the index incrementally before serving: only new or changed articles are embedded.
 
@@ -109,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(args.verbose, lists_problems=True)
     try:
         host = args.host or os.environ.get("QA_HOST") or "127.0.0.1"
-        port = args.port or _env_int("QA_PORT", 7860)
+        port = args.port or env_int("QA_PORT", 7860)
         auth = parse_auth(os.environ.get("QA_AUTH"))
         check_binding(host, auth)
         settings = Settings.from_env(articles_dir=args.articles, index_dir=args.index, sources=args.sources)

@@ -12,7 +12,8 @@ DEFAULT_MODEL = "all-MiniLM-L6-v2"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-def _env_int(name: str, default: int) -> int:
+def env_int(name: str, default: int) -> int:
+    """The whole number in environment variable `name`, or `default` when it is unset or blank."""
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
         return default
@@ -70,12 +71,12 @@ class Settings:
             articles_dir=Path(os.environ.get("QA_ARTICLES_DIR") or PROJECT_ROOT / "seeds"),
             index_dir=Path(os.environ.get("QA_INDEX_DIR") or PROJECT_ROOT / "index"),
             model=os.environ.get("QA_MODEL") or DEFAULT_MODEL,
-            passage_words=_env_int("QA_PASSAGE_WORDS", 120),
-            overlap_sentences=_env_int("QA_OVERLAP_SENTENCES", 0),
-            batch_size=_env_int("QA_BATCH_SIZE", 32),
+            passage_words=env_int("QA_PASSAGE_WORDS", 120),
+            overlap_sentences=env_int("QA_OVERLAP_SENTENCES", 0),
+            batch_size=env_int("QA_BATCH_SIZE", 32),
             mode=os.environ.get("QA_MODE") or "hybrid",
-            sources=_env_int("QA_SOURCES", 5),
-            watch_seconds=_env_int("QA_WATCH_SECONDS", 3),
+            sources=env_int("QA_SOURCES", 5),
+            watch_seconds=env_int("QA_WATCH_SECONDS", 3),
         )
         given = {key: value for key, value in overrides.items() if value is not None}
         return replace(base, **given) if given else base
