@@ -207,26 +207,25 @@ class Store:
 
     @contextlib.contextmanager
     def writing(self) -> Iterator[None]:
-        """Hold the index's write lock, or raise BusyError at once if another process holds it."""
+        """Hold the index's write lock, or raise BusyError at once if another process holds it.
+
+        The holder's pid is written over the lock file in place (padded, never truncated first), so
+        a second process reading it finds the previous or the current holder, not an empty file.
+        """
         self.index_dir.mkdir(parents=True, exist_ok=True)
-        handle = open(self.index_dir / ".lock", "a+")
+        descriptor = os.open(self.index_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
         try:
             try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                handle.seek(0)
-                holder = handle.read().strip() or "another process"
                 raise BusyError(
-                    f"The index in {self.index_dir} is being updated by {holder}. "
+                    f"The index in {self.index_dir} is being updated by {_lock_holder(descriptor)}. "
                     "Wait for that build to finish, then run this again."
                 ) from None
-            handle.seek(0)
-            handle.truncate()
-            handle.write(f"process {os.getpid()}")
-            handle.flush()
+            os.pwrite(descriptor, f"process {os.getpid()}".ljust(32).encode(), 0)
             yield
         finally:
-            handle.close()
+            os.close(descriptor)
 
     def article_hashes(self) -> dict[str, tuple[str, str]]:
         """article_id -> (record_hash, body_hash) of the indexed articles."""
@@ -639,6 +638,16 @@ class Store:
             if not np.allclose(np.frombuffer(stored[row], dtype=np.float32), vector, atol=1e-6)
         )
         return [f"{differ} FAISS vectors differ from the stored ones"] if differ else []
+
+
+def _lock_holder(descriptor: int) -> str:
+    """Who holds the lock, as written in the lock file; a brand-new file may need a moment."""
+    for _ in range(20):
+        holder = os.pread(descriptor, 64, 0).decode(errors="replace").strip()
+        if holder:
+            return holder
+        time.sleep(0.025)
+    return "another process"
 
 
 def _write_faiss(index: faiss.Index, path: Path) -> str:
