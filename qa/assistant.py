@@ -6,6 +6,7 @@ import logging
 import threading
 from pathlib import Path
 
+from .backends import open_store
 from .build import Progress, SyncReport, sync
 from .config import Settings
 from .dates import read_when
@@ -14,7 +15,7 @@ from .errors import BusyError
 from .health import headline_check
 from .schema import Filters, Hit
 from .search import search
-from .store import Store
+from .store import IndexStore
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ class Library:
     def __init__(self, settings: Settings | None = None, embedder: Embedder | None = None) -> None:
         self.settings = settings or Settings.from_env()
         self.embedder = embedder or Embedder(self.settings.model, self.settings.batch_size)
-        self.store = Store(self.settings.index_dir)
+        self.store = open_store(self.settings)
         self._synced = False
         self._sync_lock = threading.Lock()
 
@@ -46,7 +47,7 @@ class Library:
             self._synced = True
             return report
 
-    def _note_health(self, store: Store) -> None:
+    def _note_health(self, store: IndexStore) -> None:
         store.note("health", headline_check(store, self.embedder, self.settings.mode))
 
     def ensure_index(self) -> None:

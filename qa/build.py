@@ -24,7 +24,8 @@ from .embed import Embedder
 from .hashing import digest
 from .lexical import terms
 from .passages import Splitter
-from .store import FORMAT_VERSION, Change, Store
+from .schema import Article, Passage
+from .store import FORMAT_VERSION, Change, IndexStore
 
 logger = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]  # (passages embedded so far, passages to embed)
@@ -79,11 +80,11 @@ def rebuild_reason(manifest: dict[str, object], settings: Settings) -> str | Non
 
 def sync(
     settings: Settings,
-    store: Store,
+    store: IndexStore,
     embedder: Embedder,
     rebuild: bool = False,
     progress: Progress | None = None,
-    after: Callable[[Store], None] | None = None,
+    after: Callable[[IndexStore], None] | None = None,
 ) -> SyncReport:
     """Bring the index in `store` up to date with `settings.articles_dir`.
 
@@ -124,20 +125,10 @@ def sync(
                 problems=folder.problems,
             )
 
-        splitter = Splitter(
-            settings.passage_words, settings.overlap_sentences, min(settings.max_tokens, embedder.max_tokens),
-            count_tokens=embedder.count_tokens, whole=not settings.split,
-        )
-        passages = [p for key, text in new_bodies.items() for p in splitter.split(text, key)]
-        titles: dict[str, str] = {}
-        for article in sorted(current.values(), key=lambda a: a.article_id):
-            titles.setdefault(article.body_hash, article.title)
-        titled = [f"{titles[p.body_hash]}\n{p.text}" for p in passages]
-        to_embed = titled if settings.title_in_vectors else [p.text for p in passages]
-        keys = [digest(f"{settings.model}\x1f{text}") for text in to_embed]
+        passages, titled, to_embed, keys = _plan(settings, embedder, new_bodies, folder.articles)
         vectors, embedded = _vectors(store, embedder, to_embed, keys, progress)
         new_terms = terms(titled if settings.title_in_terms else [p.text for p in passages])
-        removed_passages = store.counts()["passages"] if reason else _passage_count(store, old_bodies)
+        removed_passages = store.counts()["passages"] if reason else store.passage_count(old_bodies)
 
         change = Change(
             upsert_articles=added + updated,
@@ -176,8 +167,50 @@ def sync(
     return report
 
 
+def embed_share(
+    settings: Settings, store: IndexStore, embedder: Embedder, worker: int, workers: int,
+    progress: Progress | None = None,
+) -> int:
+    """Embed worker `worker`'s share (of `workers`) of the passages a sync would embed, into the
+    store's vector cache; the next `sync` then embeds nothing the workers did. Returns how many
+    passages this worker embedded.
+
+    Shares are split by body hash, so every worker with the same articles and settings picks a
+    different share without talking to the others, on one machine or many (with a shared store).
+    No write lock is needed: cache writes of the same key are idempotent.
+    """
+    folder = load_folder(settings.articles_dir)
+    manifest = store.manifest()
+    have = set() if rebuild_reason(manifest, settings) else store.body_hashes()
+    mine = {
+        article.body_hash: article.text
+        for article in folder.articles
+        if article.body_hash not in have and int(article.body_hash[:8], 16) % workers == worker
+    }
+    _, _, to_embed, keys = _plan(settings, embedder, mine, folder.articles)
+    return _vectors(store, embedder, to_embed, keys, progress)[1]
+
+
+def _plan(
+    settings: Settings, embedder: Embedder, bodies: dict[str, str], articles: list[Article]
+) -> tuple[list[Passage], list[str], list[str], list[str]]:
+    """The passages of `bodies`, their "title + text", the texts to embed and their cache keys."""
+    splitter = Splitter(
+        settings.passage_words, settings.overlap_sentences, min(settings.max_tokens, embedder.max_tokens),
+        count_tokens=embedder.count_tokens, whole=not settings.split,
+    )
+    passages = [p for key, text in bodies.items() for p in splitter.split(text, key)]
+    titles: dict[str, str] = {}
+    for article in sorted(articles, key=lambda a: a.article_id):
+        titles.setdefault(article.body_hash, article.title)
+    titled = [f"{titles[p.body_hash]}\n{p.text}" for p in passages]
+    to_embed = titled if settings.title_in_vectors else [p.text for p in passages]
+    keys = [digest(f"{settings.model}\x1f{text}") for text in to_embed]
+    return passages, titled, to_embed, keys
+
+
 def _vectors(
-    store: Store, embedder: Embedder, texts: list[str], keys: list[str], progress: Progress | None
+    store: IndexStore, embedder: Embedder, texts: list[str], keys: list[str], progress: Progress | None
 ) -> tuple[np.ndarray, int]:
     """Vectors for `texts` in order: from the cache where they are, embedded (and cached) where not."""
     cached = store.cached_vectors(keys)
@@ -199,7 +232,7 @@ def _vectors(
     return np.vstack([cached[key] for key in keys]).astype(np.float32, copy=False), len(missing)
 
 
-def _set_aside_if_unusable(store: Store) -> str | None:
+def _set_aside_if_unusable(store: IndexStore) -> str | None:
     """Move a damaged or old index database aside (never deleting it); say why the index is rebuilt."""
     found = store.inspect()
     if found is None:
@@ -210,10 +243,3 @@ def _set_aside_if_unusable(store: Store) -> str | None:
     logger.warning("%s; rebuilding the index from the articles", problem)
     return problem
 
-
-def _passage_count(store: Store, body_hashes: list[str]) -> int:
-    if not body_hashes:
-        return 0
-    wanted = set(body_hashes)
-    rows = store.db.execute("SELECT body_hash, COUNT(*) FROM passages GROUP BY body_hash").fetchall()
-    return sum(count for body, count in rows if body in wanted)

@@ -7,12 +7,16 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from .assistant import Library
+from .backends import copy_index
+from .build import embed_share
 from .config import Settings
-from .errors import QAError, QuestionError
+from .errors import ConfigError, QAError, QuestionError
 from .schema import Filters, Hit
 from .search import MODES
 
@@ -32,6 +36,8 @@ def parser() -> argparse.ArgumentParser:
         command.add_argument("--articles", metavar="DIR", help="articles folder (default: $QA_ARTICLES_DIR or seeds/)")
         command.add_argument("--index", metavar="DIR", help="index folder (default: $QA_INDEX_DIR or index/)")
         command.add_argument("--model", metavar="NAME", help="embedding model: a name or a local folder ($QA_MODEL)")
+        command.add_argument("--store", metavar="STORE", help="faiss, milvus-lite:PATH or milvus://HOST:PORT "
+                             "(default: $QA_STORE or faiss)")
         command.add_argument("-v", "--verbose", action="store_true", help="log what happens")
 
     index = commands.add_parser(
@@ -40,6 +46,10 @@ def parser() -> argparse.ArgumentParser:
     )
     folders(index)
     index.add_argument("--rebuild", action="store_true", help="rebuild everything from scratch")
+    index.add_argument("--worker", metavar="I/N", type=_share, help="only embed share I of N (1-based) into the "
+                       "store's vector cache, then stop; run N of them side by side, then a plain `qa index`")
+    index.add_argument("--to", metavar="STORE", help="after syncing, copy the index into another store (e.g. "
+                       "milvus-lite:index/milvus.db or milvus://host:19530) without embedding anything again")
 
     check = commands.add_parser(
         "check", help="verify the index", description="Check the index: FAISS ids against SQLite passages, the "
@@ -60,6 +70,7 @@ def parser() -> argparse.ArgumentParser:
                             "a kept index makes the next run reuse its embeddings")
     evaluation.add_argument("--model", metavar="NAME", help="embedding model ($QA_MODEL)")
     evaluation.add_argument("--limit", type=int, metavar="N", help="only the first N questions")
+    evaluation.add_argument("--store", choices=("faiss", "milvus-lite"), help="index store (default: $QA_STORE)")
     evaluation.add_argument("-v", "--verbose", action="store_true", help="log what happens")
 
     ask = commands.add_parser("ask", help="ask a question", description="Print the passages that best answer QUESTION.")
@@ -98,10 +109,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "eval":
             return run_eval(args)
-        settings = Settings.from_env(articles_dir=args.articles, index_dir=args.index, model=args.model)
+        settings = Settings.from_env(
+            articles_dir=args.articles, index_dir=args.index, model=args.model, store=args.store
+        )
         library = Library(settings)
+        if args.command == "index" and args.worker:
+            return run_worker(library, *args.worker)
         if args.command == "index":
-            return run_index(library, args.rebuild)
+            return run_index(library, args.rebuild) or (run_copy(library, args.to) if args.to else EXIT_OK)
         if args.command == "check":
             return run_check(library)
         filters = Filters(tuple(args.source), tuple(args.article), args.date_from, args.date_to)
@@ -148,12 +163,46 @@ def run_eval(args: argparse.Namespace) -> int:
     settings = Settings.from_env(model=args.model)
     result = evaluate(
         Path(args.dataset), modes, args.k, Path(args.index) if args.index else None, settings, limit=args.limit,
-        progress=lambda line: print(line, file=sys.stderr),
+        progress=lambda line: print(line, file=sys.stderr), store=args.store,
     )
     print(f"{result['passages']} passages, {result['questions']} questions, model {settings.model}")
     print(table(result))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    return EXIT_OK
+
+
+def _share(text: str) -> tuple[int, int]:
+    """"I/N" -> (I - 1, N) for `--worker`."""
+    try:
+        worker, workers = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not I/N, e.g. 1/2 for the first of two workers") from None
+    if not 1 <= worker <= workers:
+        raise argparse.ArgumentTypeError(f"{text!r}: I must be between 1 and N")
+    return worker - 1, workers
+
+
+def run_worker(library: Library, worker: int, workers: int) -> int:
+    """Embed one share of what the next sync needs into the vector cache (see `qa.build.embed_share`)."""
+    started = time.perf_counter()
+    bar = _ProgressBar()
+    embedded = embed_share(library.settings, library.store, library.embedder, worker, workers, progress=bar)
+    bar.close()
+    seconds = time.perf_counter() - started
+    print(f"Worker {worker + 1}/{workers}: {embedded} passages embedded in {seconds:.1f} s "
+          f"({embedded / seconds:.1f} passages/s). Run `python -m qa index` once every worker is done.")
+    return EXIT_OK
+
+
+def run_copy(library: Library, target: str) -> int:
+    """Copy the synced index into the store `target` names, without embedding anything again."""
+    destination = Library(replace(library.settings, store=target), embedder=library.embedder)
+    if destination.settings.store == library.settings.store:
+        raise ConfigError(f"--to {target} names the store the index is already in; name another one.")
+    started = time.perf_counter()
+    copied = copy_index(library.store, destination.store)
+    print(f"Copied {copied} passages into {target} in {time.perf_counter() - started:.1f} s (nothing re-embedded).")
     return EXIT_OK
 
 

@@ -45,6 +45,7 @@ class Settings:
     split: bool = True  # False: each article is one passage as given (evaluation sets)
     title_in_terms: bool = True  # BM25 sees "title + passage"
     title_in_vectors: bool = False  # the embedding sees "title + passage"
+    store: str = "faiss"  # where the index lives: faiss (in index_dir), milvus-lite:PATH or milvus://HOST:PORT
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "articles_dir", Path(self.articles_dir))
@@ -61,6 +62,11 @@ class Settings:
             raise ConfigError(f"sources={self.sources} must be between 1 and 10.")
         if self.watch_seconds < 0:
             raise ConfigError(f"watch_seconds={self.watch_seconds} cannot be negative; 0 turns the watch off.")
+        if not (self.store == "faiss" or self.store.startswith(("milvus-lite:", "milvus://", "milvus+https://"))):
+            raise ConfigError(
+                f"store={self.store!r} is not an index store; use faiss, milvus-lite:index/milvus.db or "
+                "milvus://host:19530."
+            )
         if self.batch_size < 1:
             raise ConfigError(f"batch_size={self.batch_size} must be at least 1.")
 
@@ -77,6 +83,7 @@ class Settings:
             mode=os.environ.get("QA_MODE") or "hybrid",
             sources=env_int("QA_SOURCES", 5),
             watch_seconds=env_int("QA_WATCH_SECONDS", 3),
+            store=os.environ.get("QA_STORE") or "faiss",
         )
         given = {key: value for key, value in overrides.items() if value is not None}
         return replace(base, **given) if given else base

@@ -103,8 +103,12 @@ def evaluate(
     embedder: Embedder | None = None,
     limit: int | None = None,
     progress: Callable[[str], None] | None = None,
+    store: str | None = None,
 ) -> dict[str, object]:
-    """Index the dataset's passages and score every mode; the JSON report of `qa eval`."""
+    """Index the dataset's passages and score every mode; the JSON report of `qa eval`.
+
+    `store` "milvus-lite" puts the index in milvus-lite inside the index folder; None keeps the settings' store.
+    """
     passages, questions = read_dataset(dataset)
     questions = questions[:limit] if limit else questions
     with tempfile.TemporaryDirectory(prefix="qa-eval-") as scratch:
@@ -114,7 +118,9 @@ def evaluate(
             for passage in passages:
                 feed.write(json.dumps(passage, ensure_ascii=False) + "\n")
         base = settings or Settings.from_env()
-        settings = replace(base, articles_dir=articles, index_dir=index_dir or Path(scratch) / "index", split=False)
+        folder = index_dir or Path(scratch) / "index"
+        chosen = f"milvus-lite:{folder / 'milvus.db'}" if store == "milvus-lite" else store or base.store
+        settings = replace(base, articles_dir=articles, index_dir=folder, split=False, store=chosen)
         library = Library(settings, embedder=embedder)
         started = time.perf_counter()
         report = library.sync()
@@ -145,6 +151,7 @@ def evaluate(
                 progress(f"{mode}: " + ", ".join(f"{name} {value}" for name, value in results[mode].items()))
         library.store.close()
     return {
+        "store": settings.store.split(":", 1)[0],
         "passages": len(passages),
         "questions": len(questions),
         "passages_embedded": report.passages_embedded,

@@ -10,12 +10,12 @@ import random
 
 from .embed import Embedder
 from .search import search
-from .store import Store
+from .store import IndexStore
 
 SAMPLE = 100  # articles checked after each sync: about a second at any index size
 
 
-def headline_check(store: Store, embedder: Embedder, mode: str, sample: int = SAMPLE) -> dict[str, float]:
+def headline_check(store: IndexStore, embedder: Embedder, mode: str, sample: int = SAMPLE) -> dict[str, float]:
     """recall@1 and recall@5 of articles searched by their own title, over a fixed sample."""
     articles = [(article_id, title) for article_id, title, _ in store.article_list() if title.strip()]
     if not articles:

@@ -15,7 +15,7 @@ from .dates import When
 from .embed import Embedder, Vectors
 from .errors import QuestionError
 from .schema import Citation, Filters, Hit
-from .store import Store, StoredPassage
+from .store import IndexStore, StoredPassage
 
 MAX_QUESTION_CHARS = 2000
 MAX_K = 100
@@ -57,7 +57,7 @@ def check_mode(mode: object) -> str:
 def search(
     question: str,
     k: int,
-    store: Store,
+    store: IndexStore,
     embedder: Embedder,
     mode: str = "hybrid",
     filters: Filters | None = None,
@@ -76,18 +76,15 @@ def search(
     question = clean_question(question)
     k = check_k(k)
     mode = check_mode(mode)
-    allowed = store.allowed_rows(filters) if filters else None
-    if when is not None and (when.start or when.end):
-        period = Filters(date_from=_iso(when.start), date_to=_iso(when.end))
-        in_period = store.allowed_rows(period) | store.allowed_rows(Filters(), undated_only=True)
-        allowed = in_period if allowed is None else allowed & in_period
-    if allowed is not None and not allowed:
-        return []
+    period = (_iso(when.start), _iso(when.end)) if when is not None and (when.start or when.end) else None
+    where = store.where(filters, period) if filters or period else None
+    if where is not None and not where:
+        return []  # nothing can match: no search needed
     depth = max(3 * k, 30)
     if query_vector is None and mode != "bm25":
         query_vector = embedder.encode_query(question)
-    dense = store.search(query_vector, depth, allowed) if mode != "bm25" else []
-    lexical = store.search_terms(question, depth, allowed) if mode != "dense" else []
+    dense = store.search(query_vector, depth, where) if mode != "bm25" else []
+    lexical = store.search_terms(question, depth, where) if mode != "dense" else []
     if mode == "dense":
         ranked = dense
     elif mode == "bm25":
@@ -99,7 +96,7 @@ def search(
     return compose(ranked, k, store)
 
 
-def newest_first(ranked: list[tuple[int, float]], store: Store) -> list[tuple[int, float]]:
+def newest_first(ranked: list[tuple[int, float]], store: IndexStore) -> list[tuple[int, float]]:
     """Re-rank for "latest" questions: scores grow by up to 100% for the newest articles, a boost
     that halves every 30 days before the newest article date. Undated passages keep their score."""
     newest = store.newest_date()
@@ -137,7 +134,7 @@ def fuse(rankings: list[list[tuple[int, float]]], weights: tuple[float, ...] | N
     return sorted(fused.items(), key=lambda item: (-item[1], item[0]))
 
 
-def compose(ranked: list[tuple[int, float]], k: int, store: Store) -> list[Hit]:
+def compose(ranked: list[tuple[int, float]], k: int, store: IndexStore) -> list[Hit]:
     """The first `k` distinct hits of a ranking, merging overlapping windows and near-copies."""
     passages = store.passages(row for row, _ in ranked)
     vectors = store.vectors([row for row, _ in ranked if row in passages])

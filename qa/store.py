@@ -33,7 +33,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -98,6 +98,44 @@ class Change:
     new_vectors: Vectors | None = None
     manifest: dict[str, Any] = field(default_factory=dict)
     reset: bool = False  # drop everything first (a full rebuild)
+
+
+Period = tuple[str | None, str | None]  # (first day, last day), ISO; undated articles always pass
+
+
+class IndexStore(Protocol):
+    """What the build and the search need of an index: the verbs every backend offers.
+
+    `Store` (FAISS + SQLite in one folder, the default) and `qa.milvus.MilvusStore` (a Milvus
+    collection, embedded via milvus-lite or on a cluster) implement it. Rows are the backend's
+    integer passage ids; `where` returns a backend-specific restriction that is falsy when
+    nothing can match.
+    """
+
+    def writing(self) -> contextlib.AbstractContextManager[None]: ...
+    def inspect(self) -> tuple[str, str] | None: ...
+    def move_aside(self, kind: str) -> Path: ...
+    def damage(self) -> str | None: ...
+    def manifest(self) -> dict[str, Any]: ...
+    def note(self, key: str, value: Any) -> None: ...
+    def article_hashes(self) -> dict[str, tuple[str, str]]: ...
+    def body_hashes(self) -> set[str]: ...
+    def passage_count(self, body_hashes: Iterable[str]) -> int: ...
+    def cached_vectors(self, keys: Sequence[str]) -> dict[str, Vectors]: ...
+    def cache_vectors(self, keys: Sequence[str], vectors: Vectors) -> None: ...
+    def apply(self, change: Change) -> None: ...
+    def where(self, filters: Filters | None, period: Period | None = None) -> Any: ...
+    def search(self, query: Vectors, k: int, where: Any = None) -> list[tuple[int, float]]: ...
+    def search_terms(self, question: str, k: int, where: Any = None) -> list[tuple[int, float]]: ...
+    def passages(self, rows: Iterable[int]) -> dict[int, StoredPassage]: ...
+    def vectors(self, rows: Iterable[int]) -> dict[int, Vectors]: ...
+    def citations(self, body_hashes: Iterable[str]) -> dict[str, list[Citation]]: ...
+    def dates(self, rows: Iterable[int]) -> dict[int, date]: ...
+    def newest_date(self) -> date | None: ...
+    def counts(self) -> dict[str, int]: ...
+    def article_list(self) -> list[tuple[str, str, str | None]]: ...
+    def check(self) -> list[str]: ...
+    def close(self) -> None: ...
 
 
 class Store:
@@ -205,27 +243,9 @@ class Store:
 
     # -- writing ------------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def writing(self) -> Iterator[None]:
-        """Hold the index's write lock, or raise BusyError at once if another process holds it.
-
-        The holder's pid is written over the lock file in place (padded, never truncated first), so
-        a second process reading it finds the previous or the current holder, not an empty file.
-        """
-        self.index_dir.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(self.index_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            try:
-                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise BusyError(
-                    f"The index in {self.index_dir} is being updated by {_lock_holder(descriptor)}. "
-                    "Wait for that build to finish, then run this again."
-                ) from None
-            os.pwrite(descriptor, f"process {os.getpid()}".ljust(32).encode(), 0)
-            yield
-        finally:
-            os.close(descriptor)
+    def writing(self) -> contextlib.AbstractContextManager[None]:
+        """Hold the index's write lock, or raise BusyError at once if another process holds it."""
+        return write_lock(self.index_dir)
 
     def article_hashes(self) -> dict[str, tuple[str, str]]:
         """article_id -> (record_hash, body_hash) of the indexed articles."""
@@ -442,6 +462,15 @@ class Store:
             passage_terms.append(words.split())
         return LexicalIndex.build(rows, passage_terms)
 
+    def where(self, filters: Filters | None, period: Period | None = None) -> set[int] | None:
+        """The passage rows that pass `filters` and fall in `period` (undated ones always do); None = all."""
+        allowed = self.allowed_rows(filters) if filters else None
+        if period is not None:
+            in_period = self.allowed_rows(Filters(date_from=period[0], date_to=period[1]))
+            in_period |= self.allowed_rows(Filters(), undated_only=True)
+            allowed = in_period if allowed is None else allowed & in_period
+        return allowed
+
     def search(self, query: Vectors, k: int, allowed: set[int] | None = None) -> list[tuple[int, float]]:
         """(row, inner product) of the `k` nearest passages, best first. `query` is (1, d).
 
@@ -543,6 +572,14 @@ class Store:
             found.update((row, date.fromisoformat(day)) for row, day in self.db.execute(query, chunk))
         return found
 
+    def passage_count(self, body_hashes: Iterable[str]) -> int:
+        """How many passages the bodies hold."""
+        wanted = set(body_hashes)
+        if not wanted:
+            return 0
+        rows = self.db.execute("SELECT body_hash, COUNT(*) FROM passages GROUP BY body_hash").fetchall()
+        return sum(count for body, count in rows if body in wanted)
+
     def body(self, body_hash: str) -> str | None:
         row = self.db.execute("SELECT text FROM bodies WHERE body_hash = ?", (body_hash,)).fetchone()
         return row[0] if row else None
@@ -558,6 +595,35 @@ class Store:
     def article_list(self) -> list[tuple[str, str, str | None]]:
         """(article_id, title, date) of every indexed article, by id."""
         return list(self.db.execute("SELECT article_id, title, date FROM articles ORDER BY article_id"))
+
+    def snapshot(self) -> Change:
+        """The whole index as one Change (reset) that rebuilds it in another store without embedding."""
+        db = self.db
+        manifest = self.manifest()
+        bodies = dict(db.execute("SELECT body_hash, text FROM bodies"))
+        articles = [
+            Article(article_id, title, bodies[body], source, url, day, author, publisher)
+            for article_id, body, title, source, url, day, author, publisher in db.execute(
+                "SELECT article_id, body_hash, title, source, url, date, author, publisher FROM articles"
+            )
+            if body in bodies
+        ]
+        rows = db.execute(
+            'SELECT p.body_hash, p.ordinal, p.start, p."end", p.paragraph, p.text, p.vector_key, p.terms, v.vector '
+            "FROM passages p JOIN vectors v ON v.vector_key = p.vector_key ORDER BY p.row"
+        ).fetchall()
+        return Change(
+            upsert_articles=articles,
+            add_bodies=bodies,
+            new_passages=[Passage(*row[:6]) for row in rows],
+            vector_keys=[row[6] for row in rows],
+            new_terms=[row[7].split() for row in rows],
+            new_vectors=np.vstack([np.frombuffer(row[8], dtype=np.float32) for row in rows])
+            if rows
+            else np.zeros((0, int(manifest.get("dimension", 0))), dtype=np.float32),
+            manifest={key: manifest[key] for key in ("model", "dimension", "shape", "built_at") if key in manifest},
+            reset=True,
+        )
 
     def check(self) -> list[str]:
         """Problems found in the index (empty when consistent).
@@ -638,6 +704,29 @@ class Store:
             if not np.allclose(np.frombuffer(stored[row], dtype=np.float32), vector, atol=1e-6)
         )
         return [f"{differ} FAISS vectors differ from the stored ones"] if differ else []
+
+
+@contextlib.contextmanager
+def write_lock(folder: Path) -> Iterator[None]:
+    """Hold the write lock of the index in `folder`, or raise BusyError at once if another process holds it.
+
+    The holder's pid is written over the lock file in place (padded, never truncated first), so
+    a second process reading it finds the previous or the current holder, not an empty file.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BusyError(
+                f"The index in {folder} is being updated by {_lock_holder(descriptor)}. "
+                "Wait for that build to finish, then run this again."
+            ) from None
+        os.pwrite(descriptor, f"process {os.getpid()}".ljust(32).encode(), 0)
+        yield
+    finally:
+        os.close(descriptor)
 
 
 def _lock_holder(descriptor: int) -> str:

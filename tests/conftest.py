@@ -41,19 +41,38 @@ def articles(tmp_path: Path) -> Path:
     return folder
 
 
-@pytest.fixture
-def library(articles: Path, tmp_path: Path, embedder: Embedder) -> Iterator[Library]:
-    """A library over the fixture articles with its index in a tmp folder (not yet built)."""
-    lib = Library(Settings(articles_dir=articles, index_dir=tmp_path / "index"), embedder=embedder)
+BACKENDS = ("faiss", "milvus")  # every test of a `library` or `seed_library` runs on both index stores
+
+
+def backend_settings(backend: str, articles: Path, index: Path) -> Settings:
+    """Settings for `backend`: FAISS files in `index`, or milvus-lite in a file inside it."""
+    store = "faiss" if backend == "faiss" else f"milvus-lite:{index / 'milvus.db'}"
+    return Settings(articles_dir=articles, index_dir=index, store=store)
+
+
+@pytest.fixture(params=BACKENDS)
+def library(request: pytest.FixtureRequest, articles: Path, tmp_path: Path, embedder: Embedder) -> Iterator[Library]:
+    """A library over the fixture articles with its index in a tmp folder (not yet built), on each backend."""
+    lib = Library(backend_settings(request.param, articles, tmp_path / "index"), embedder=embedder)
     yield lib
     lib.store.close()
 
 
-@pytest.fixture(scope="session")
-def seed_library(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Library:
-    """A built index over the fixture articles, shared by read-only tests."""
-    root = tmp_path_factory.mktemp("seed")
+@pytest.fixture
+def faiss_library(articles: Path, tmp_path: Path, embedder: Embedder) -> Iterator[Library]:
+    """Like `library`, on the FAISS store only (for tests of its files)."""
+    lib = Library(backend_settings("faiss", articles, tmp_path / "index"), embedder=embedder)
+    yield lib
+    lib.store.close()
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def seed_library(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, embedder: Embedder
+) -> Library:
+    """A built index over the fixture articles, shared by read-only tests, on each backend."""
+    root = tmp_path_factory.mktemp(f"seed-{request.param}")
     shutil.copytree(FIXTURES / "articles", root / "articles")
-    lib = Library(Settings(articles_dir=root / "articles", index_dir=root / "index"), embedder=embedder)
+    lib = Library(backend_settings(request.param, root / "articles", root / "index"), embedder=embedder)
     lib.sync()
     return lib
