@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .assistant import Library
+from .backends import copy_index
 from .config import Settings
 from .embed import Embedder
 from .errors import ConfigError
@@ -107,7 +108,8 @@ def evaluate(
 ) -> dict[str, object]:
     """Index the dataset's passages and score every mode; the JSON report of `qa eval`.
 
-    `store` "milvus-lite" puts the index in milvus-lite inside the index folder; None keeps the settings' store.
+    `store` "milvus-lite": the passages are indexed with FAISS (reusing the embeddings an index kept in
+    `index_dir` holds), copied into milvus-lite in the same folder, and scored there.
     """
     passages, questions = read_dataset(dataset)
     questions = questions[:limit] if limit else questions
@@ -119,11 +121,15 @@ def evaluate(
                 feed.write(json.dumps(passage, ensure_ascii=False) + "\n")
         base = settings or Settings.from_env()
         folder = index_dir or Path(scratch) / "index"
-        chosen = f"milvus-lite:{folder / 'milvus.db'}" if store == "milvus-lite" else store or base.store
-        settings = replace(base, articles_dir=articles, index_dir=folder, split=False, store=chosen)
-        library = Library(settings, embedder=embedder)
+        settings = replace(base, articles_dir=articles, index_dir=folder, split=False)
+        library = Library(replace(settings, store="faiss") if store else settings, embedder=embedder)
         started = time.perf_counter()
         report = library.sync()
+        if store == "milvus-lite":  # the same vectors, copied: both stores are scored on identical embeddings
+            faiss_store = library.store
+            library = Library(replace(settings, store=f"milvus-lite:{folder / 'milvus.db'}"), library.embedder)
+            copy_index(faiss_store, library.store)
+            faiss_store.close()
         index_seconds = time.perf_counter() - started
         if progress:
             progress(f"indexed {len(passages)} passages in {index_seconds:.1f} s ({report.passages_embedded} embedded)")
@@ -151,7 +157,7 @@ def evaluate(
                 progress(f"{mode}: " + ", ".join(f"{name} {value}" for name, value in results[mode].items()))
         library.store.close()
     return {
-        "store": settings.store.split(":", 1)[0],
+        "store": library.settings.store.split(":", 1)[0],
         "passages": len(passages),
         "questions": len(questions),
         "passages_embedded": report.passages_embedded,

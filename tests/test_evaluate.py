@@ -68,3 +68,12 @@ def test_a_malformed_line_is_named(tmp_path: Path) -> None:
     (tmp_path / "questions.jsonl").write_text("")
     with pytest.raises(ConfigError, match="passages.jsonl line 2 has no text"):
         read_dataset(tmp_path)
+
+
+def test_both_stores_are_scored_on_the_same_embeddings(tmp_path: Path, embedder: Embedder) -> None:
+    on_faiss = evaluate(TINY, embedder=embedder, index_dir=tmp_path / "index", store="faiss")
+    embedded = embedder.texts_embedded
+    on_milvus = evaluate(TINY, embedder=embedder, index_dir=tmp_path / "index", store="milvus-lite")
+    assert (on_faiss["store"], on_milvus["store"]) == ("faiss", "milvus-lite")
+    assert on_milvus["passages_embedded"] == 0 and embedder.texts_embedded == embedded  # copied, not re-embedded
+    assert on_milvus["modes"]["dense"]["mrr@10"] == on_faiss["modes"]["dense"]["mrr@10"]
