@@ -152,7 +152,7 @@ def run_index(library: Library, rebuild: bool) -> int:
             f"Self-check: {health['articles']} article(s) searched by their headline: own article first "
             f"{health['recall@1']:.0%}, in the top 5 {health['recall@5']:.0%}"
         )
-    print(f"Index: {library.settings.index_dir}  Articles: {library.settings.articles_dir}")
+    print(f"Index: {library.settings.index_location}  Articles: {library.settings.articles_dir}")
     return EXIT_OK
 
 
@@ -210,7 +210,7 @@ def run_check(library: Library) -> int:
     problems = library.store.check()
     if not problems:
         counts = library.store.counts()
-        print(f"OK: {counts['articles']} articles, {counts['passages']} passages in {library.settings.index_dir}")
+        print(f"OK: {counts['articles']} articles, {counts['passages']} passages in {library.settings.index_location}")
         return EXIT_OK
     for problem in problems:
         print(f"problem: {problem}")

@@ -88,6 +88,11 @@ class Settings:
         given = {key: value for key, value in overrides.items() if value is not None}
         return replace(base, **given) if given else base
 
+    @property
+    def index_location(self) -> str:
+        """Where the index lives, for people: the index folder, or the Milvus store."""
+        return str(self.index_dir) if self.store == "faiss" else self.store
+
     def shape(self) -> dict[str, object]:
         """The values that shape the index; a stored index with other values is rebuilt."""
         return {
