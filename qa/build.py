@@ -83,12 +83,13 @@ def sync(
     embedder: Embedder,
     rebuild: bool = False,
     progress: Progress | None = None,
-    after: Callable[[Store], None] | None = None,
+    after: Callable[[Store, list[str] | None], None] | None = None,
 ) -> SyncReport:
     """Bring the index in `store` up to date with `settings.articles_dir`.
 
-    `after` runs while the write lock is still held, once the index changed (or has no health
-    figures yet): the place to add notes such as the headline self-check to the manifest.
+    `after(store, changed)` runs while the write lock is still held, once the index changed (or has no
+    health figures yet): the place to add notes such as the headline self-check to the manifest.
+    `changed` lists the added and updated article ids, or is None after a full build.
 
     Raises:
         ConfigError: the articles folder is missing, or the model cannot be loaded.
@@ -117,7 +118,7 @@ def sync(
 
         if manifest and not reason and not (added or updated or removed or new_bodies or old_bodies):
             if after and "health" not in manifest:
-                after(store)
+                after(store, None)
             total = store.counts()["passages"]
             return SyncReport(
                 unchanged=len(current), passages_total=total, seconds=time.perf_counter() - started,
@@ -158,7 +159,7 @@ def sync(
         )
         store.apply(change)
         if after:
-            after(store)
+            after(store, None if change.reset else [article.article_id for article in added + updated])
         report = SyncReport(
             added=len(added),
             updated=len(updated),
