@@ -6,6 +6,7 @@ import logging
 import threading
 from pathlib import Path
 
+from .articles import FileCache
 from .build import Progress, SyncReport, sync
 from .config import Settings
 from .dates import read_when
@@ -36,6 +37,7 @@ class Library:
         self.store = Store(self.settings.index_dir)
         self._synced = False
         self._sync_lock = threading.Lock()
+        self._files = FileCache()  # what each article file held at the last sync
 
     def sync(self, rebuild: bool = False, progress: Progress | None = None) -> SyncReport:
         """Bring the index up to date with the articles folder (see `qa.build.sync`)."""
@@ -43,7 +45,7 @@ class Library:
             previous = self._health()
             report = sync(
                 self.settings, self.store, self.embedder, rebuild=rebuild, progress=progress,
-                after=lambda store, changed: self._note_health(store, changed, previous),
+                after=lambda store, changed: self._note_health(store, changed, previous), files=self._files,
             )
             self._synced = True
             return report

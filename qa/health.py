@@ -6,7 +6,8 @@ almost always. A sudden drop after a sync points at broken text extraction or a 
 A full build checks a fresh sample of `SAMPLE` articles. A small sync keeps that sample and
 checks only what it may have broken: every article it added or changed (they join the sample,
 pushing out the ones checked longest ago), plus the `RECHECK` sample articles checked longest
-ago, searched again against the changed index (deleted articles leave the sample). The figures are
+ago, searched again against the grown index. Deleted articles leave the sample; a sync that only
+deletes searches nothing (a deletion breaks neither extraction nor the model). The figures are
 always over the kept sample (up to `SAMPLE` articles), and a small sync costs a fixed number of
 searches however large the index is.
 """
@@ -39,9 +40,9 @@ def headline_update(
 ) -> Health:
     """The figures after a sync that added or changed the articles `changed` (None: a full build).
 
-    Checks the changed articles and the `RECHECK` longest-checked of the `previous` sample; falls back
-    to a full `headline_check` after a full build, without a previous sample, or when more than half
-    a sample changed.
+    Checks the changed articles and, if there are any, the `RECHECK` longest-checked of the `previous`
+    sample; falls back to a full `headline_check` after a full build, without a previous sample, or
+    when more than half a sample changed.
     """
     kept = (previous or {}).get("checked")
     if changed is None or not isinstance(kept, list) or len(changed) > sample // 2:
@@ -51,7 +52,7 @@ def headline_update(
     kept = [(article_id, rank) for article_id, rank in kept if article_id in titles and article_id not in fresh]
     if 2 * (len(kept) + len(changed)) < min(sample, store.counts()["articles"]):
         return headline_check(store, embedder, mode, sample)  # deletions emptied the sample: draw a new one
-    again = kept[:RECHECK]
+    again = kept[:RECHECK] if changed else []  # deleting articles breaks neither extraction nor the model
     wanted = [(article_id, titles[article_id]) for article_id, _ in again]
     wanted += [(article_id, titles[article_id]) for article_id in changed if titles.get(article_id, "").strip()]
     ranks = _ranks(store, embedder, mode, wanted)

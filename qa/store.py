@@ -5,16 +5,19 @@ Layout of the index folder:
   passage text, and the manifest (format, model, dimension, splitter settings, build time,
   and which FAISS file is current). WAL mode, so readers never wait for a writer.
 - `vectors-<generation>.faiss`: `IDMap2,Flat` inner-product index whose ids are passage rows.
-- `lexical-<generation>/`: the BM25 matrix (`.npy` and JSON).
+- `lexical-<generation>/`: the BM25 segment of the passages that generation added (`.npy` and
+  JSON), and `segments.json`, the list of segment folders the current BM25 index is made of (see
+  `qa.lexical`); older generations' folders stay while a later list names them.
 - `.lock`: held by the one process that writes.
 
-The manifest keeps a SHA-256 of every FAISS and BM25 file: a damaged or swapped file is noticed
+The manifest keeps a SHA-256 of every FAISS and BM25 file in use: a damaged or swapped file is noticed
 when it is loaded, and rebuilt from what SQLite holds (vectors, terms) instead of being served.
 
 A write never touches the files a reader uses: the new FAISS file is written under a new
 generation name, then one SQLite transaction switches the manifest to it. A process killed at
 any moment leaves either the old or the new index, and the vector cache keeps what was already
-embedded so the next build resumes without re-embedding it. Only this module imports faiss.
+embedded so the next build resumes without re-embedding it (a sync drops the cached vectors of the
+passages it deleted; a full build drops every unused one). Only this module imports faiss.
 """
 
 from __future__ import annotations
@@ -62,6 +65,7 @@ CREATE TABLE IF NOT EXISTS passages (
     start INTEGER NOT NULL, "end" INTEGER NOT NULL, paragraph INTEGER NOT NULL,
     text TEXT NOT NULL, vector_key TEXT NOT NULL, terms TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS passages_body ON passages (body_hash);
+CREATE INDEX IF NOT EXISTS passages_vector ON passages (vector_key);
 CREATE TABLE IF NOT EXISTS vectors (vector_key TEXT PRIMARY KEY, vector BLOB NOT NULL);
 """
 Vectors = npt.NDArray[np.float32]
@@ -278,6 +282,7 @@ class Store:
             else:
                 index = self._read_faiss(old, db) if old else faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
             lexical = LexicalIndex() if change.reset or not old else self._lexical_before(old, db)
+            unused = [] if change.reset else _vector_keys(db, change.delete_bodies)
             removed = self._delete(db, change)
             if len(removed):
                 index.remove_ids(np.asarray(removed, dtype=np.int64))
@@ -307,9 +312,19 @@ class Store:
             shutil.rmtree(self.index_dir / lexical_name, ignore_errors=True)
             raise
         self._remember_segments(lexical, checksums)
+        with self._reload:  # what was just written and checksummed: readers here need not read it back
+            self._faiss, self._lexical, self._generation, self.file_damage = index, lexical, generation, None
         self._forget_old_files(faiss_name, lexical_name, *lexical.folders)
-        with self.db:
-            self.db.execute("DELETE FROM vectors WHERE vector_key NOT IN (SELECT vector_key FROM passages)")
+        with self.db:  # cached vectors no passage uses any more: all after a full build, else the deleted ones
+            if change.reset:
+                self.db.execute("DELETE FROM vectors WHERE vector_key NOT IN (SELECT vector_key FROM passages)")
+            for chunk in _chunks(unused, 500):
+                marks = ",".join("?" * len(chunk))
+                self.db.execute(
+                    f"DELETE FROM vectors WHERE vector_key IN ({marks}) "
+                    f"AND vector_key NOT IN (SELECT vector_key FROM passages WHERE vector_key IN ({marks}))",
+                    chunk + chunk,
+                )
 
     def _delete(self, db: sqlite3.Connection, change: Change) -> list[int]:
         for chunk in _chunks(change.delete_articles, 500):
@@ -685,6 +700,16 @@ class Store:
             if not np.allclose(np.frombuffer(stored[row], dtype=np.float32), vector, atol=1e-6)
         )
         return [f"{differ} FAISS vectors differ from the stored ones"] if differ else []
+
+
+def _vector_keys(db: sqlite3.Connection, body_hashes: list[str]) -> list[str]:
+    """The vector cache keys of the passages of these bodies."""
+    keys: set[str] = set()
+    for chunk in _chunks(body_hashes, 500):
+        marks = ",".join("?" * len(chunk))
+        query = f"SELECT vector_key FROM passages WHERE body_hash IN ({marks})"
+        keys.update(key for (key,) in db.execute(query, chunk))
+    return sorted(keys)
 
 
 def _lock_holder(descriptor: int) -> str:

@@ -139,6 +139,9 @@ def test_adding_an_article_writes_one_small_segment_and_deleting_it_writes_none(
     assert all(hit.citation.article_id != "beekeeper.txt" for hit in hits)
     assert store.check() == []
     assert sorted(path.name for path in (tmp_path / "index").glob("lexical-*")) == [first, deleted]
+    cached = store.db.execute("SELECT COUNT(*) FROM vectors").fetchone()[0]
+    assert cached == store.db.execute("SELECT COUNT(DISTINCT vector_key) FROM passages").fetchone()[0], (
+        "the deleted article's cached vectors went with it")
 
     fresh = Store(tmp_path / "index")  # another process reads the segments from disk
     question = "What did the central bank decide about rates?"
@@ -186,5 +189,7 @@ def test_a_small_sync_checks_the_new_article_and_a_few_more_not_the_whole_sample
     assert health["articles"] == min(SAMPLE, full["articles"] + 2)
     assert sorted(health["checked"][-2:]) == [["new.txt", 1], ["note-copy.txt", 1]], "they found themselves first"
     (articles / "new.txt").unlink()
+    searched = embedder.queries_embedded
     library.sync()
+    assert embedder.queries_embedded == searched, "a sync that only deletes searches nothing"
     assert "new.txt" not in {article_id for article_id, _ in library.status()["health"]["checked"]}
