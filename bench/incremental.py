@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from qa import Library
+from qa.articles import SETTLED_SECONDS
 from qa.embed import Embedder
 from qa.health import headline_check
 
@@ -42,6 +43,7 @@ def measure(size: int, scratch: Path, embedder: Embedder, base: Base, rounds: in
     folder.mkdir()
     library = Library(settings_for(folder, scratch / f"index-{size}"), embedder=embedder)
     fill(library, size, base)
+    time.sleep(SETTLED_SECONDS)  # files written moments ago are read again by each sync until they settle
     first, summary = timed_sync(library)
     if "0 added, 0 updated, 0 removed" not in summary:
         raise RuntimeError(f"the synthetic index should be up to date, got: {summary}")
