@@ -8,8 +8,9 @@ writing only that segment and the segment list. Both are timed here, in the same
 passages (the BBC corpus in ../shared/data, cut into paragraphs and repeated with their terms to the
 asked size): the refit (bm25s `index` + `save`, what `Store.apply` did), our full build
 (`LexicalIndex.build` + `save`, what a full rebuild now does), one sync adding 5 passages and one
-deleting them (`updated` + `save`), and a query on each (tokenizing included; median of the
-questions of `bench/data/bbc-paraphrase`). The scores of the two are compared on those questions.
+deleting them (`updated` + `save`), and a query on each (tokenizing included; median of 50
+questions of `bench/data/bbc-paraphrase`), also after 200 syncs of 5 passages each (several
+segments). The scores of the two are compared on those questions.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from qa.lexical import LexicalIndex, terms
 
 from .corpus import questions, write_json
 
+SYNCS = 200  # small syncs applied before the second query timing
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "bbc-news" / "articles.jsonl"
 
 
@@ -76,10 +78,19 @@ def one_round(
         top = np.argpartition(-scores, 30)[:30]
         return scores[top[np.argsort(-scores[top])]]
 
+    aged = lexical  # after SYNCS syncs of 5 passages each: several segments
+    for sync in range(SYNCS):
+        first = len(rows) + 1 + sync * 5
+        aged = aged.updated([], list(range(first, first + 5)), passage_terms[sync * 5 : sync * 5 + 5])
+        aged = aged.saved_as(f"lexical-{sync + 2}")
+    figures["segments"].append(len(aged.parts))
+
     worst = 0.0
     for question in asked:
         _, seconds = timed(lambda: lexical.search(question, 30))  # noqa: B023
         figures["query_ms"].append(seconds * 1000)
+        _, seconds = timed(lambda: aged.search(question, 30))  # noqa: B023
+        figures["aged_query_ms"].append(seconds * 1000)
         _, seconds = timed(lambda: bare(question))  # noqa: B023
         figures["refit_query_ms"].append(seconds * 1000)
         words = terms([question])[0]
@@ -111,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = list(range(1, args.passages + 1))
     asked = questions()[:50]
     figures: dict[str, list[float]] = {name: [] for name in (
-        "refit_s", "refit_save_s", "build_s", "build_save_s", "add_s", "delete_s", "refit_query_ms", "query_ms")}
+        "refit_s", "refit_save_s", "build_s", "build_save_s", "add_s", "delete_s", "refit_query_ms", "query_ms",
+        "segments", "aged_query_ms")}
     worst = 0.0
     for _ in range(args.rounds):
         with tempfile.TemporaryDirectory() as scratch:
@@ -120,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
                                  "max_relative_score_difference": worst}
     for name, values in figures.items():
         result[name] = round(statistics.median(values), 3 if name.endswith("_s") else 2)
+    result["segments"] = int(result["segments"])  # type: ignore[call-overload]
     print(f"BM25 part of one sync at {args.passages:,} passages (medians of {args.rounds} rounds)\n")
     print("| | build s | save s | one sync adding 5 passages s | one sync deleting them s | query ms |")
     print("|---|---:|---:|---:|---:|---:|")
@@ -128,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{refit_total} | {result['refit_query_ms']} |")
     print(f"| now: segments | {result['build_s']} | {result['build_save_s']} | {result['add_s']} | "
           f"{result['delete_s']} | {result['query_ms']} |")
+    print(f"| now, after {SYNCS} syncs of 5 passages ({result['segments']} segments) | | | | | "
+          f"{result['aged_query_ms']} |")
     print(f"\nlargest score difference to bm25s, relative to the top score: {worst:.1e}")
     write_json(args.json, result)
     return 0

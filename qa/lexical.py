@@ -339,18 +339,17 @@ class LexicalIndex:
         scores = self.scores(wanted)
         if scores is None:
             return []
+        candidates = np.flatnonzero(scores > 0)  # the passages holding a query term: usually few
+        rows = self._rows_by_position[candidates]
         if allowed is not None:
-            mask = np.zeros(len(scores), dtype=bool)
-            chosen = np.fromiter(allowed, dtype=np.int64, count=len(allowed))
-            for part, start in zip(self.parts, self._offsets, strict=False):
-                mask[start + _positions(part.segment.rows, chosen)] = True
-            scores = np.where(mask, scores, np.float32(0.0))
-        k = min(k, int(np.count_nonzero(scores > 0)))
-        if k == 0:
-            return []
-        top = np.argpartition(-scores, k - 1)[:k]
-        top = top[np.argsort(-scores[top], kind="stable")]
-        return [(int(self._row(at)), float(scores[at])) for at in top]
+            keep = np.isin(rows, np.fromiter(allowed, dtype=np.int64, count=len(allowed)))
+            candidates, rows = candidates[keep], rows[keep]
+        found = scores[candidates]
+        if len(found) > k:
+            top = np.argpartition(-found, k - 1)[:k]
+            found, rows = found[top], rows[top]
+        order = np.argsort(-found, kind="stable")
+        return list(zip(rows[order].tolist(), found[order].tolist(), strict=True))
 
     def scores(self, wanted: Counter[str]) -> npt.NDArray[np.float32] | None:
         """(positions,) float32 BM25 scores of every position (dead ones 0) for the query terms `wanted`
@@ -380,9 +379,10 @@ class LexicalIndex:
             scores[self._offsets[at] + docs] += weight * (counts / (self._norms[at][docs] + counts))
         return scores
 
-    def _row(self, position: int) -> int:
-        at = int(np.searchsorted(self._offsets, position, side="right")) - 1
-        return int(self.parts[at].segment.rows[position - self._offsets[at]])
+    @cached_property
+    def _rows_by_position(self) -> Rows:
+        """(positions,) the passage row at each position of every segment, dead ones included."""
+        return np.concatenate([part.segment.rows for part in self.parts])
 
 
 def _positions(rows: Rows, wanted: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
