@@ -50,11 +50,14 @@ class Bare:
     """The bare libraries on one index: `model.encode` + FAISS search, and bm25s scoring + top-k."""
 
     def __init__(self, library: Library) -> None:
+        import bm25s
         import Stemmer
         from bm25s.stopwords import STOPWORDS_EN
 
         self.model, self.index = library.embedder.model, library.store.faiss_index()
-        self.retriever = library.store.lexical_index().retriever
+        stored = library.store.db.execute("SELECT terms FROM passages ORDER BY row").fetchall()
+        self.retriever = bm25s.BM25()  # bm25s fitted on the stored terms: the bare library
+        self.retriever.index([words.split() for (words,) in stored], show_progress=False)
         self.stemmer, self.stopwords = Stemmer.Stemmer("english"), [*STOPWORDS_EN, *QUESTION_WORDS]
 
     def dense_ms(self, question: str) -> float:

@@ -2,6 +2,14 @@
 
 A file that cannot be read is reported as a `Problem` naming the file and why; the rest of
 the folder is still read. Nothing here ever writes to the articles folder.
+
+A long-lived reader (the `Library`) passes a `FileCache`: a file whose inode, size, modification
+and status-change times are those it had when it was read is not read again. Any write to a file
+sets its status-change time (ctime) to the current time, and no tool can set it back, so an edited
+file is read again even if its size and modification time are kept (`cp -p`, `touch -d`). The one
+edit it could miss is a second write within the file system's clock tick after the file was read:
+files changed less than `SETTLED_SECONDS` before they were read are not cached, so they are read
+again on the next sync.
 """
 
 from __future__ import annotations
@@ -10,8 +18,9 @@ import contextlib
 import json
 import logging
 import re
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
@@ -47,8 +56,22 @@ class Folder:
     problems: list[Problem]
 
 
-def load_folder(folder: Path) -> Folder:
+SETTLED_SECONDS = 2.0  # a file changed this recently before it was read is read again next time
+FileKey = tuple[int, int, int, int]  # (inode, size, mtime_ns, ctime_ns)
+
+
+@dataclass
+class FileCache:
+    """What each file held when it was read, by relative path: (file key, articles, problems)."""
+
+    entries: dict[str, tuple[FileKey, list[Article], list[Problem]]] = field(default_factory=dict)
+    reused: int = 0  # files not read again by the last `load_folder`
+
+
+def load_folder(folder: Path, cache: FileCache | None = None) -> Folder:
     """Read every supported file under `folder`, recursively, in a stable order.
+
+    With a `cache`, files unchanged since they were cached are taken from it, not read (see above).
 
     Raises:
         ConfigError: the folder does not exist or is not a folder.
@@ -61,19 +84,40 @@ def load_folder(folder: Path) -> Folder:
         )
     articles: list[Article] = []
     problems: list[Problem] = []
+    settled = time.time_ns() - int(SETTLED_SECONDS * 1e9)
+    kept: dict[str, tuple[FileKey, list[Article], list[Problem]]] = {}
+    reused = 0
     for path in _article_files(folder):
         relative = path.relative_to(folder).as_posix()
-        try:
-            found, caveats = load_file(path, relative)
-        except ArticleError as error:
-            problems.append(Problem(relative, str(error)))
-            logger.warning("skipped %s: %s", relative, error)
-            continue
+        key = _file_key(path) if cache is not None else None
+        if cache is not None and key is not None and (entry := cache.entries.get(relative)) and entry[0] == key:
+            found, caveats = entry[1], entry[2]
+            reused += 1
+        else:
+            try:
+                found, caveats = load_file(path, relative)  # read after the key was taken: never newer than it
+            except ArticleError as error:
+                found, caveats = [], [Problem(relative, str(error))]
+        if key is not None and max(key[2], key[3]) < settled:
+            kept[relative] = (key, found, caveats)
         articles.extend(found)
         problems.extend(caveats)
         for caveat in caveats:
-            logger.warning("%s", caveat)
+            if caveat.skipped and caveat.source == relative:
+                logger.warning("skipped %s: %s", relative, caveat.reason)
+            else:
+                logger.warning("%s", caveat)
+    if cache is not None:
+        cache.entries, cache.reused = kept, reused
     return Folder(articles, problems)
+
+
+def _file_key(path: Path) -> FileKey | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns
 
 
 def _article_files(folder: Path) -> Iterator[Path]:

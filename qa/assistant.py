@@ -6,13 +6,14 @@ import logging
 import threading
 from pathlib import Path
 
+from .articles import FileCache
 from .backends import open_store
 from .build import Progress, SyncReport, sync
 from .config import Settings
 from .dates import read_when
 from .embed import Embedder
-from .errors import BusyError
-from .health import headline_check
+from .errors import BusyError, StoreError
+from .health import headline_update
 from .schema import Filters, Hit
 from .search import search
 from .store import IndexStore
@@ -37,18 +38,31 @@ class Library:
         self.store = open_store(self.settings)
         self._synced = False
         self._sync_lock = threading.Lock()
+        self._files = FileCache()  # what each article file held at the last sync
 
     def sync(self, rebuild: bool = False, progress: Progress | None = None) -> SyncReport:
         """Bring the index up to date with the articles folder (see `qa.build.sync`)."""
         with self._sync_lock:
+            previous = self._health()
             report = sync(
-                self.settings, self.store, self.embedder, rebuild=rebuild, progress=progress, after=self._note_health
+                self.settings, self.store, self.embedder, rebuild=rebuild, progress=progress,
+                after=lambda store, changed: self._note_health(store, changed, previous), files=self._files,
             )
             self._synced = True
             return report
 
-    def _note_health(self, store: IndexStore) -> None:
-        store.note("health", headline_check(store, self.embedder, self.settings.mode))
+    def _health(self) -> dict[str, object] | None:
+        """The health figures of the index as it is, if any (a sync replaces the manifest)."""
+        if not self.store.exists():
+            return None
+        try:
+            return self.store.manifest().get("health")
+        except StoreError:
+            return None
+
+    def _note_health(self, store: IndexStore, changed: list[str] | None, previous: dict[str, object] | None) -> None:
+        """The headline self-check: a full sample after a full build, else the changed articles and a few more."""
+        store.note("health", headline_update(store, self.embedder, self.settings.mode, previous, changed))
 
     def ensure_index(self) -> None:
         """Sync once per library, on first use; while another process builds, use the index as it is."""

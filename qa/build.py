@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from .articles import Problem, load_folder
+from .articles import FileCache, Problem, load_folder
 from .config import Settings
 from .embed import Embedder
 from .hashing import digest
@@ -84,19 +84,22 @@ def sync(
     embedder: Embedder,
     rebuild: bool = False,
     progress: Progress | None = None,
-    after: Callable[[IndexStore], None] | None = None,
+    after: Callable[[IndexStore, list[str] | None], None] | None = None,
+    files: FileCache | None = None,
 ) -> SyncReport:
     """Bring the index in `store` up to date with `settings.articles_dir`.
 
-    `after` runs while the write lock is still held, once the index changed (or has no health
-    figures yet): the place to add notes such as the headline self-check to the manifest.
+    `after(store, changed)` runs while the write lock is still held, once the index changed (or has no
+    health figures yet): the place to add notes such as the headline self-check to the manifest.
+    `changed` lists the added and updated article ids, or is None after a full build. `files` keeps
+    what each file held between syncs, so unchanged files are not read again (see `qa.articles`).
 
     Raises:
         ConfigError: the articles folder is missing, or the model cannot be loaded.
         BusyError: another process is writing this index.
     """
     started = time.perf_counter()
-    folder = load_folder(settings.articles_dir)
+    folder = load_folder(settings.articles_dir, files)
     with store.writing():
         damage = _set_aside_if_unusable(store)
         manifest = store.manifest()
@@ -118,7 +121,7 @@ def sync(
 
         if manifest and not reason and not (added or updated or removed or new_bodies or old_bodies):
             if after and "health" not in manifest:
-                after(store)
+                after(store, None)
             total = store.counts()["passages"]
             return SyncReport(
                 unchanged=len(current), passages_total=total, seconds=time.perf_counter() - started,
@@ -149,7 +152,7 @@ def sync(
         )
         store.apply(change)
         if after:
-            after(store)
+            after(store, None if change.reset else [article.article_id for article in added + updated])
         report = SyncReport(
             added=len(added),
             updated=len(updated),

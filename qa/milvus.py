@@ -368,6 +368,17 @@ class MilvusStore:
         rows = self._query("articles", "", ["article_id", "title", "date"])
         return sorted((r["article_id"], r["title"], r["date"] or None) for r in rows)
 
+    def titles(self, article_ids: Iterable[str]) -> dict[str, str]:
+        """article_id -> title of those of `article_ids` that are indexed."""
+        found: dict[str, str] = {}
+        for chunk in _chunks(sorted(set(article_ids)), BATCH):
+            if self._has("articles"):
+                found.update(
+                    (r["article_id"], r["title"])
+                    for r in self._query("articles", f"article_id in {_list(chunk)}", ["article_id", "title"])
+                )
+        return found
+
     def check(self) -> list[str]:
         """Problems found: an interrupted sync, articles without passages, passages without an article."""
         if not self.exists() or not self.manifest():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from .errors import QuestionError
 from .hashing import digest
@@ -24,12 +25,12 @@ class Article:
     author: str | None = None
     publisher: str | None = None  # the outlet, from a `source:` field
 
-    @property
+    @cached_property
     def body_hash(self) -> str:
         """Identifies the body text: identical bodies share one set of passages."""
         return digest(self.text)
 
-    @property
+    @cached_property
     def record_hash(self) -> str:
         """Changes whenever anything of the article changes (text or metadata)."""
         parts = [self.title, self.text, self.source, self.url, self.date, self.author, self.publisher]

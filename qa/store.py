@@ -5,16 +5,19 @@ Layout of the index folder:
   passage text, and the manifest (format, model, dimension, splitter settings, build time,
   and which FAISS file is current). WAL mode, so readers never wait for a writer.
 - `vectors-<generation>.faiss`: `IDMap2,Flat` inner-product index whose ids are passage rows.
-- `lexical-<generation>/`: the BM25 matrix (`.npy` and JSON).
+- `lexical-<generation>/`: the BM25 segment of the passages that generation added (`.npy` and
+  JSON), and `segments.json`, the list of segment folders the current BM25 index is made of (see
+  `qa.lexical`); older generations' folders stay while a later list names them.
 - `.lock`: held by the one process that writes.
 
-The manifest keeps a SHA-256 of every FAISS and BM25 file: a damaged or swapped file is noticed
+The manifest keeps a SHA-256 of every FAISS and BM25 file in use: a damaged or swapped file is noticed
 when it is loaded, and rebuilt from what SQLite holds (vectors, terms) instead of being served.
 
 A write never touches the files a reader uses: the new FAISS file is written under a new
 generation name, then one SQLite transaction switches the manifest to it. A process killed at
 any moment leaves either the old or the new index, and the vector cache keeps what was already
-embedded so the next build resumes without re-embedding it. Only this module imports faiss.
+embedded so the next build resumes without re-embedding it (a sync drops the cached vectors of the
+passages it deleted; a full build drops every unused one). Only this module imports faiss.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .errors import BusyError, StoreError
-from .lexical import LexicalIndex
+from .lexical import LexicalIndex, Segment
 from .schema import Article, Citation, Filters, Passage
 
 if TYPE_CHECKING:
@@ -62,6 +65,7 @@ CREATE TABLE IF NOT EXISTS passages (
     start INTEGER NOT NULL, "end" INTEGER NOT NULL, paragraph INTEGER NOT NULL,
     text TEXT NOT NULL, vector_key TEXT NOT NULL, terms TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS passages_body ON passages (body_hash);
+CREATE INDEX IF NOT EXISTS passages_vector ON passages (vector_key);
 CREATE TABLE IF NOT EXISTS vectors (vector_key TEXT PRIMARY KEY, vector BLOB NOT NULL);
 """
 Vectors = npt.NDArray[np.float32]
@@ -113,6 +117,7 @@ class IndexStore(Protocol):
     """
 
     def writing(self) -> contextlib.AbstractContextManager[None]: ...
+    def exists(self) -> bool: ...
     def inspect(self) -> tuple[str, str] | None: ...
     def move_aside(self, kind: str) -> Path: ...
     def damage(self) -> str | None: ...
@@ -134,6 +139,7 @@ class IndexStore(Protocol):
     def newest_date(self) -> date | None: ...
     def counts(self) -> dict[str, int]: ...
     def article_list(self) -> list[tuple[str, str, str | None]]: ...
+    def titles(self, article_ids: Iterable[str]) -> dict[str, str]: ...
     def check(self) -> list[str]: ...
     def close(self) -> None: ...
 
@@ -151,6 +157,7 @@ class Store:
         self._local = threading.local()
         self._faiss: faiss.Index | None = None
         self._lexical: LexicalIndex | None = None
+        self._segments: dict[tuple[str, str], Segment] = {}  # BM25 segments read or written, by (folder, checksums)
         self._generation: int | None = None
         self._reload = threading.Lock()
         self.file_damage: str | None = None  # why the current FAISS or BM25 file had to be rebuilt in memory
@@ -296,6 +303,8 @@ class Store:
                 db.execute("DELETE FROM passages")
             else:
                 index = self._read_faiss(old, db) if old else faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+            lexical = LexicalIndex() if change.reset or not old else self._lexical_before(old, db)
+            unused = [] if change.reset else _vector_keys(db, change.delete_bodies)
             removed = self._delete(db, change)
             if len(removed):
                 index.remove_ids(np.asarray(removed, dtype=np.int64))
@@ -306,8 +315,12 @@ class Store:
             total = db.execute("SELECT COUNT(*) FROM passages").fetchone()[0]
             if index.ntotal != total:
                 raise StoreError(f"internal: FAISS holds {index.ntotal} vectors but SQLite {total} passages")
+            lexical = lexical.updated(removed, rows, change.new_terms)
+            if len(lexical) != total:
+                raise StoreError(f"internal: BM25 holds {len(lexical)} passages but SQLite {total}")
             checksums = {faiss_name: _write_faiss(index, self.index_dir / faiss_name)}
-            checksums.update(_write_lexical(self._lexical_from_terms(db), self.index_dir / lexical_name))
+            lexical, written = _write_lexical(lexical, self.index_dir / lexical_name, old.get("checksums") or {})
+            checksums.update(written)
             manifest = {
                 **change.manifest, "format": FORMAT_VERSION, "generation": generation,
                 "faiss": faiss_name, "lexical": lexical_name, "checksums": checksums,
@@ -320,9 +333,20 @@ class Store:
             (self.index_dir / faiss_name).unlink(missing_ok=True)
             shutil.rmtree(self.index_dir / lexical_name, ignore_errors=True)
             raise
-        self._forget_old_files(faiss_name, lexical_name)
-        with self.db:
-            self.db.execute("DELETE FROM vectors WHERE vector_key NOT IN (SELECT vector_key FROM passages)")
+        self._remember_segments(lexical, checksums)
+        with self._reload:  # what was just written and checksummed: readers here need not read it back
+            self._faiss, self._lexical, self._generation, self.file_damage = index, lexical, generation, None
+        self._forget_old_files(faiss_name, lexical_name, *lexical.folders)
+        with self.db:  # cached vectors no passage uses any more: all after a full build, else the deleted ones
+            if change.reset:
+                self.db.execute("DELETE FROM vectors WHERE vector_key NOT IN (SELECT vector_key FROM passages)")
+            for chunk in _chunks(unused, 500):
+                marks = ",".join("?" * len(chunk))
+                self.db.execute(
+                    f"DELETE FROM vectors WHERE vector_key IN ({marks}) "
+                    f"AND vector_key NOT IN (SELECT vector_key FROM passages WHERE vector_key IN ({marks}))",
+                    chunk + chunk,
+                )
 
     def _delete(self, db: sqlite3.Connection, change: Change) -> list[int]:
         for chunk in _chunks(change.delete_articles, 500):
@@ -437,21 +461,48 @@ class Store:
         return self._current()[1]
 
     def _read_lexical(self, manifest: dict[str, Any], db: sqlite3.Connection) -> LexicalIndex:
-        """The BM25 index the manifest names; rebuilt from the stored terms when it is unusable."""
+        """The BM25 index the manifest names; rebuilt from the stored terms when it is unusable.
+
+        Segments this process has already read or written (same folder, same checksums) are not read again.
+        """
         total = db.execute("SELECT COUNT(*) FROM passages").fetchone()[0]
         folder = self.index_dir / str(manifest.get("lexical", ""))
         problem = _checksum_problem(self.index_dir, manifest, folder.name)
         if problem is None:
             try:
-                lexical = LexicalIndex.load(folder)
-                if len(lexical) == total:
-                    return lexical
-                problem = f"it holds {len(lexical)} passages of {total}"
-            except (OSError, ValueError, KeyError, EOFError) as error:
+                known: dict[str, Segment] = {}
+                for name in LexicalIndex.segment_folders(folder):
+                    segment = self._segments.get((name, _signature(manifest, name)))
+                    if segment is not None:
+                        known[name] = segment
+                    elif name != folder.name and (problem := _checksum_problem(self.index_dir, manifest, name)):
+                        break
+                if problem is None:
+                    lexical = LexicalIndex.load(folder, known)
+                    if len(lexical) == total:
+                        self._remember_segments(lexical, manifest.get("checksums") or {})
+                        return lexical
+                    problem = f"it holds {len(lexical)} passages of {total}"
+            except (OSError, ValueError, KeyError, TypeError, EOFError) as error:
                 problem = str(error).splitlines()[0] if str(error) else type(error).__name__
         logger.warning("the BM25 index %s is unusable (%s); rebuilding it from the stored terms", folder, problem)
         self.file_damage = self.file_damage or f"the BM25 index {folder.name} is unusable ({problem})"
         return self._lexical_from_terms(db)
+
+    def _lexical_before(self, manifest: dict[str, Any], db: sqlite3.Connection) -> LexicalIndex:
+        """The BM25 index of the generation `manifest` names: the loaded one when it is that one."""
+        with self._reload:
+            if self._lexical is not None and self._generation == int(manifest["generation"]):
+                return self._lexical
+        return self._read_lexical(manifest, db)
+
+    def _remember_segments(self, lexical: LexicalIndex, checksums: dict[str, str]) -> None:
+        """Keep the saved segments of `lexical` for the next load (and forget older ones)."""
+        manifest = {"checksums": checksums}
+        self._segments = {
+            (part.segment.folder, _signature(manifest, part.segment.folder)): part.segment
+            for part in lexical.parts if part.segment.folder
+        }
 
     @staticmethod
     def _lexical_from_terms(db: sqlite3.Connection) -> LexicalIndex:
@@ -592,6 +643,15 @@ class Store:
             "passages": db.execute("SELECT COUNT(*) FROM passages").fetchone()[0],
         }
 
+    def titles(self, article_ids: Iterable[str]) -> dict[str, str]:
+        """article_id -> title of those of `article_ids` that are indexed."""
+        found: dict[str, str] = {}
+        for chunk in _chunks(list(set(article_ids)), 500):
+            marks = ",".join("?" * len(chunk))
+            query = f"SELECT article_id, title FROM articles WHERE article_id IN ({marks})"
+            found.update(self.db.execute(query, chunk))
+        return found
+
     def article_list(self) -> list[tuple[str, str, str | None]]:
         """(article_id, title, date) of every indexed article, by id."""
         return list(self.db.execute("SELECT article_id, title, date FROM articles ORDER BY article_id"))
@@ -651,7 +711,11 @@ class Store:
             return problems
         if manifest["format"] != FORMAT_VERSION:
             problems.append(f"the index format is {manifest['format']}, this version reads {FORMAT_VERSION}")
-        for name in (manifest["faiss"], manifest["lexical"]):
+        names = [manifest["faiss"], manifest["lexical"]]
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            names += [name for name in LexicalIndex.segment_folders(self.index_dir / manifest["lexical"])
+                      if name != manifest["lexical"]]
+        for name in names:
             if problem := _checksum_problem(self.index_dir, manifest, name):
                 problems.append(problem)
         db = self.db
@@ -666,7 +730,7 @@ class Store:
             lexical = LexicalIndex.load(self.index_dir / manifest["lexical"])
             if len(lexical) != len(rows) or set(lexical.rows.tolist()) != rows:
                 problems.append(f"the BM25 index {manifest['lexical']} holds other passages than SQLite")
-        except (OSError, ValueError, KeyError, EOFError) as error:
+        except (OSError, ValueError, KeyError, TypeError, EOFError) as error:
             problems.append(f"the BM25 index {manifest['lexical']} cannot be read ({str(error).splitlines()[0]})")
         orphans = db.execute("SELECT COUNT(*) FROM articles WHERE body_hash NOT IN (SELECT body_hash FROM bodies)")
         if count := orphans.fetchone()[0]:
@@ -729,6 +793,16 @@ def write_lock(folder: Path) -> Iterator[None]:
         os.close(descriptor)
 
 
+def _vector_keys(db: sqlite3.Connection, body_hashes: list[str]) -> list[str]:
+    """The vector cache keys of the passages of these bodies."""
+    keys: set[str] = set()
+    for chunk in _chunks(body_hashes, 500):
+        marks = ",".join("?" * len(chunk))
+        query = f"SELECT vector_key FROM passages WHERE body_hash IN ({marks})"
+        keys.update(key for (key,) in db.execute(query, chunk))
+    return sorted(keys)
+
+
 def _lock_holder(descriptor: int) -> str:
     """Who holds the lock, as written in the lock file; a brand-new file may need a moment."""
     for _ in range(20):
@@ -750,15 +824,29 @@ def _write_faiss(index: faiss.Index, path: Path) -> str:
     return checksum
 
 
-def _write_lexical(lexical: LexicalIndex, folder: Path) -> dict[str, str]:
-    """Write to `folder.tmp`, then rename: the folder is whole or absent. Returns "folder/file" -> SHA-256."""
+def _write_lexical(
+    lexical: LexicalIndex, folder: Path, kept: dict[str, str]
+) -> tuple[LexicalIndex, dict[str, str]]:
+    """Write the new BM25 segment and the segment list to `folder.tmp`, then rename: the folder is whole or
+    absent. The saved segments it lists are not written again; their checksums are taken from `kept` (the
+    previous manifest's). Returns the index as saved and "folder/file" -> SHA-256 of every file it uses."""
     temporary = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(temporary, ignore_errors=True)
     lexical.save(temporary)
     checksums = {f"{folder.name}/{path.name}": _synced_digest(path) for path in sorted(temporary.iterdir())}
     shutil.rmtree(folder, ignore_errors=True)  # a leftover of a killed build: never the current generation
     os.replace(temporary, folder)
-    return checksums
+    saved = lexical.saved_as(folder.name)
+    for name in saved.folders:
+        if name != folder.name:
+            checksums.update((key, value) for key, value in kept.items() if key.startswith(name + "/"))
+    return saved, checksums
+
+
+def _signature(manifest: dict[str, Any], name: str) -> str:
+    """The checksums of the files of folder `name`, as one string: what identifies its content."""
+    kept: dict[str, str] = manifest.get("checksums") or {}
+    return ",".join(f"{key}={value}" for key, value in sorted(kept.items()) if key.startswith(name + "/"))
 
 
 def _synced_digest(path: Path) -> str:
