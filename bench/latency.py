@@ -1,8 +1,10 @@
-"""Query latency of `Library.retrieve()` per mode at two index sizes, against the bare libraries.
+"""Query latency of `Library.retrieve()` per mode at three index sizes, against the bare libraries.
 
     python -m bench.latency [--quick] [--sizes N ...] [--questions Q] [--json OUT]
 
-Sizes: 10k and 100k passages (2k and 20k with `--quick`). Every index is synthetic (see
+Sizes: 10k, 100k and 1M passages (2k and 20k with `--quick`); the FAISS index is what the default
+setting (QA_FAISS_INDEX=auto) picks for each: exact below `qa.store.EXACT_UP_TO`, IVF above.
+Every index is synthetic (see
 `bench.corpus`): real BBC passages (the first 100 articles, 30 with `--quick`, split and embedded
 by the pipeline) sampled into articles, each passage with its source vector plus Gaussian noise,
 re-normalized, and its real text for BM25; embedding 10k passages for real would take about 10
@@ -11,7 +13,8 @@ with `--quick`) is asked once per mode with k = 5 (modes interleaved), and timed
 fusion, citations). Beside it, the bare libraries on the same index and questions:
 `model.encode(question)` + FAISS `index.search` (dense), bm25s tokenize + score + top-k (bm25),
 and their sum (hybrid), at the depth `retrieve` searches (30). Memory: the process's RSS after each
-size, its peak, and the bytes of the vectors and passage texts for comparison.
+size and its peak so far, against the RSS with only the model loaded (the "baseline": model,
+torch and the real base index) and the bytes of the vectors and passage texts.
 """
 
 from __future__ import annotations
@@ -113,7 +116,9 @@ def measure(size: int, scratch: Path, embedder: Embedder, base: Base, asked: lis
     (text_bytes,) = library.store.db.execute("SELECT SUM(LENGTH(CAST(text AS BLOB))) FROM passages").fetchone()
     memory = {
         "passages": inserted,
+        "faiss_index": library.store.manifest().get("faiss_index", "Flat"),
         "rss_mb": round(current_rss_mb()),
+        "peak_rss_mb": round(peak_rss_mb()),
         "vectors_mb": round(inserted * int(base.manifest["dimension"]) * 4 / 2**20, 1),  # type: ignore[call-overload]
         "text_mb": round(text_bytes / 2**20, 1),
         "fill_seconds": round(fill_seconds, 1),
@@ -130,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--questions", type=int, help="questions asked per mode (default 120; 25 with --quick)")
     parser.add_argument("--json", type=Path, help="write the figures as JSON")
     args = parser.parse_args(argv)
-    sizes = args.sizes or ([2_000, 20_000] if args.quick else [10_000, 100_000])
+    sizes = args.sizes or ([2_000, 20_000] if args.quick else [10_000, 100_000, 1_000_000])
     asked = questions()[: args.questions or (25 if args.quick else 120)]
     base_articles = 30 if args.quick else 100
 
@@ -140,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
         embedder = Embedder()
         embedder.encode_query("Warm-up: the model loads and runs once before anything is timed.")
         base = build_base(scratch / "base", base_articles, embedder)
+        gc.collect()
+        results["baseline_rss_mb"] = round(current_rss_mb())
         for size in sizes:
             results[str(size)] = measure(size, scratch, embedder, base, asked)
             gc.collect()
@@ -148,14 +155,21 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"retrieve() latency, k = {K}, {len(asked)} questions, model warm; synthetic "
           f"indexes from {len(base.texts)} real BBC passages\n")
-    print("| passages | mode | p50 ms | p95 ms | bare libraries p50 ms | RSS MB |\n|---:|---|---:|---:|---:|---:|")
+    print("| passages | FAISS | mode | p50 ms | p95 ms | bare libraries p50 ms |\n|---:|---|---|---:|---:|---:|")
     for size in sizes:
         entry = results[str(size)]
         for mode in MODES:
             row = entry[mode]  # type: ignore[index]
-            print(f"| {size:,} | {mode} | {row['p50_ms']} | {row['p95_ms']} | {row['raw_p50_ms']} | "
-                  f"{entry['memory']['rss_mb']} |")  # type: ignore[index]
-    print(f"\npeak RSS {results['peak_rss_mb']} MB")
+            print(f"| {size:,} | {entry['memory']['faiss_index']} | {mode} | {row['p50_ms']} | "  # type: ignore[index]
+                  f"{row['p95_ms']} | {row['raw_p50_ms']} |")
+    print("\n| passages | RSS MB | RSS - baseline MB | vectors + text MB | peak RSS so far MB |")
+    print("|---:|---:|---:|---:|---:|")
+    for size in sizes:
+        memory = results[str(size)]["memory"]  # type: ignore[index]
+        print(f"| {size:,} | {memory['rss_mb']} | {memory['rss_mb'] - results['baseline_rss_mb']} | "  # type: ignore[operator]
+              f"{round(memory['vectors_mb'] + memory['text_mb'])} | {memory['peak_rss_mb']} |")
+    print(f"\nbaseline RSS (model, torch, base index) {results['baseline_rss_mb']} MB; "
+          f"peak RSS {results['peak_rss_mb']} MB")
     write_json(args.json, results)
     return 0
 

@@ -33,7 +33,7 @@ class Library:
     def __init__(self, settings: Settings | None = None, embedder: Embedder | None = None) -> None:
         self.settings = settings or Settings.from_env()
         self.embedder = embedder or Embedder(self.settings.model, self.settings.batch_size)
-        self.store = Store(self.settings.index_dir)
+        self.store = Store(self.settings.index_dir, self.settings.faiss_index)
         self._synced = False
         self._sync_lock = threading.Lock()
 

@@ -45,6 +45,10 @@ class Settings:
     split: bool = True  # False: each article is one passage as given (evaluation sets)
     title_in_terms: bool = True  # BM25 sees "title + passage"
     title_in_vectors: bool = False  # the embedding sees "title + passage"
+    # FAISS index: "auto" (exact below qa.store.EXACT_UP_TO passages, IVF above), "flat", or a FAISS
+    # factory string with optional search parameters ("IVF1024,Flat nprobe=32"). Not part of the
+    # shape: changing it rebuilds only the FAISS file, from the stored vectors.
+    faiss_index: str = "auto"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "articles_dir", Path(self.articles_dir))
@@ -63,6 +67,8 @@ class Settings:
             raise ConfigError(f"watch_seconds={self.watch_seconds} cannot be negative; 0 turns the watch off.")
         if self.batch_size < 1:
             raise ConfigError(f"batch_size={self.batch_size} must be at least 1.")
+        if not self.faiss_index.strip():
+            raise ConfigError("faiss_index is empty; use auto, flat or a FAISS factory string like 'IVF1024,Flat'.")
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -77,6 +83,7 @@ class Settings:
             mode=os.environ.get("QA_MODE") or "hybrid",
             sources=env_int("QA_SOURCES", 5),
             watch_seconds=env_int("QA_WATCH_SECONDS", 3),
+            faiss_index=os.environ.get("QA_FAISS_INDEX") or "auto",
         )
         given = {key: value for key, value in overrides.items() if value is not None}
         return replace(base, **given) if given else base
