@@ -6,20 +6,20 @@ For each size (10k, 100k, 300k and 1M passages; 10k and 50k with `--quick`) a sy
 vectors is made as `bench.corpus` makes them: real BBC passage vectors (from `--base-index`, an index
 folder built by this project, or else the first 100 BBC articles embedded now), each copy plus
 Gaussian noise and re-normalized. The queries are the real BBC paraphrase questions, embedded.
-Indexes are made by `qa.store.new_faiss` / `build_faiss`, as the store makes them: exact
-`IDMap2,Flat`, and the IVF layout that `choose_layout("auto")` picks for a collection of that size
-(whatever the size), searched with several nprobe values. Recall@10 is the share of the exact top 10
-found in the approximate top 10; search time is one query at a time, depth 30 (what `retrieve`
-asks for). Filtered: recall@10 and time when 10% of the rows are allowed (an ID selector on the
-IVF index, with nprobe scaled up as `Store.search` does). Memory: the index file's size and the
-process's RSS growth while the index was built.
+Indexes are made by `qa.store.build_faiss`, as the store makes them: exact `IDMap2,Flat`, and
+the IVF layout that `choose_layout("auto")` picks for a collection of that size (the one of 100k
+below that), searched with its nprobe and with nlist/64 .. nlist/4. Recall@10 is the share of the
+exact top 10 found in the approximate top 10; search time is one query at a time, depth 30 (what
+`retrieve` asks for). Filtered (1% and 10% of the rows allowed, auto nprobe): recall@10 and time of
+both ways `Store.search` has, an exact scan of the allowed vectors and the IVF index with an ID
+selector and nprobe scaled up. Memory: the index file's size and the process's RSS growth while
+the index was built. Exact search is also timed with one FAISS thread (the CPU is shared).
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
-import math
 import sys
 import tempfile
 import time
@@ -31,8 +31,8 @@ import numpy.typing as npt
 from qa import Library
 from qa.embed import Embedder
 from qa.store import (
+    EXACT_UP_TO,
     FLAT,
-    IVF_PROBE_SHARE,
     FaissLayout,
     _exact_subset_limit,
     _search_parameters,
@@ -46,6 +46,7 @@ from .corpus import NOISE, build_base, current_rss_mb, percentile, questions, re
 DEPTH = 30
 RECALL_AT = 10
 PROBE_SHARES = (64, 32, 16, 8, 4)  # nprobe = nlist / share
+FILTER_SHARES = (0.01, 0.1)  # filtered searches: this share of the rows allowed
 
 
 def synthetic(base: npt.NDArray[np.float32], size: int, seed: int = 0) -> npt.NDArray[np.float32]:
@@ -113,55 +114,67 @@ def measure(size: int, base: npt.NDArray[np.float32], queries: npt.NDArray[np.fl
     vectors = synthetic(base, size)
     exact_index, exact_figures = build(FLAT, vectors, scratch)
     exact_rows, exact_times = timed_search(exact_index, queries)
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    _, single_thread_times = timed_search(exact_index, queries)
+    faiss.omp_set_num_threads(threads)
     rng = np.random.default_rng(1)
-    allowed = set((rng.choice(size, size // 10, replace=False) + 1).tolist())
-    allowed_rows = np.fromiter(allowed, dtype=np.int64)
-    selector = faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed_rows))
-    exact_filtered, _ = timed_search(exact_index, queries, selector)
+    filters: dict[str, tuple[set[int], npt.NDArray[np.int64]]] = {}
+    for share in FILTER_SHARES:
+        allowed = set((rng.choice(size, int(size * share), replace=False) + 1).tolist())
+        selector = faiss.SearchParameters(sel=faiss.IDSelectorBatch(np.fromiter(allowed, dtype=np.int64)))
+        filters[f"{share:.0%}"] = allowed, timed_search(exact_index, queries, selector)[0]
     figures: dict[str, object] = {
         "vectors_mb": round(vectors.nbytes / 2**20, 1),
         "exact": {**exact_figures, "p50_ms": round(percentile(exact_times, 0.5), 2),
-                  "p95_ms": round(percentile(exact_times, 0.95), 2)},
+                  "p95_ms": round(percentile(exact_times, 0.95), 2),
+                  "p50_ms_one_thread": round(percentile(single_thread_times, 0.5), 2)},
     }
     del exact_index
-    auto = choose_layout("auto", size)
-    lists = 2 ** round(math.log2(math.sqrt(size)))
-    layouts = [FaissLayout(f"IVF{lists},Flat")] + [FaissLayout.parse(text) for text in extra]
+    auto = choose_layout("auto", max(size, EXACT_UP_TO))  # the IVF layout "auto" would pick at this size
+    layouts = [FaissLayout(auto.factory)] + [FaissLayout.parse(text) for text in extra]
     approximate: list[dict[str, object]] = []
     for layout in layouts:
         index, built = build(layout, vectors, scratch)
         ivf = faiss.try_extract_index_ivf(index)
-        settings = [f"nprobe={max(1, ivf.nlist // share)}" for share in PROBE_SHARES] if ivf else [layout.search]
+        settings = sorted({f"nprobe={max(1, ivf.nlist // share)}" for share in PROBE_SHARES} | {auto.search},
+                          key=lambda text: int(text.split("=")[1])) if ivf else [layout.search]
         for search in settings:
             if search:
                 faiss.ParameterSpace().set_index_parameters(index, search)
             rows, times = timed_search(index, queries)
             entry = {**built, "search": search, "recall_at_10": round(recall(exact_rows, rows), 4),
                      "p50_ms": round(percentile(times, 0.5), 2), "p95_ms": round(percentile(times, 0.95), 2)}
-            if search in (f"nprobe={max(1, (ivf.nlist if ivf else 0) // IVF_PROBE_SHARE)}", layout.search):
-                entry["filtered"] = filtered(index, queries, allowed, exact_filtered)
+            if search == (auto.search if ivf else layout.search):
+                entry["filtered"] = {name: filtered(index, queries, allowed, exact)
+                                     for name, (allowed, exact) in filters.items()}
             approximate.append(entry)
         del index
         gc.collect()
-    figures["auto"] = str(auto)
+    figures["auto"] = str(choose_layout("auto", size))
     figures["approximate"] = approximate
     return figures
 
 
 def filtered(index, queries: npt.NDArray[np.float32], allowed: set[int],  # type: ignore[no-untyped-def]
-             exact: npt.NDArray[np.int64]) -> dict[str, float]:
-    """Recall@10 and time of a search restricted to `allowed` rows, the way `Store.search` does it."""
-    found, times = [], []
-    for query in queries:
-        started = time.perf_counter()
-        if len(allowed) <= _exact_subset_limit(index):
-            rows = [row for row, _ in _search_subset(index, query[None, :], DEPTH, allowed)]
-        else:
-            rows = index.search(query[None, :], DEPTH, params=_search_parameters(index, allowed))[1][0].tolist()
-        times.append((time.perf_counter() - started) * 1000)
-        found.append(np.asarray(rows + [-1] * (DEPTH - len(rows)), dtype=np.int64))
-    return {"allowed": len(allowed), "recall_at_10": round(recall(exact, np.vstack(found)), 4),
-            "p50_ms": round(percentile(times, 0.5), 2)}
+             exact: npt.NDArray[np.int64]) -> dict[str, object]:
+    """Recall@10 and p50 ms of a search restricted to `allowed` rows, both ways `Store.search` can do it:
+    an exact scan of the allowed vectors, and the index with an ID selector (IVF: nprobe scaled up)."""
+    figures: dict[str, object] = {"allowed": len(allowed), "store_uses": "exact subset"
+                                  if len(allowed) <= _exact_subset_limit(index) else "selector"}
+    for way in ("exact subset", "selector"):
+        found, times = [], []
+        for query in queries:
+            started = time.perf_counter()
+            if way == "exact subset":
+                rows = [row for row, _ in _search_subset(index, query[None, :], DEPTH, allowed)]
+            else:
+                rows = index.search(query[None, :], DEPTH, params=_search_parameters(index, allowed))[1][0].tolist()
+            times.append((time.perf_counter() - started) * 1000)
+            found.append(np.asarray(rows + [-1] * (DEPTH - len(rows)), dtype=np.int64))
+        figures[way] = {"recall_at_10": round(recall(exact, np.vstack(found)), 4),
+                        "p50_ms": round(percentile(times, 0.5), 2)}
+    return figures
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -203,13 +216,19 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {size:,} | {row['layout'].split(' ')[0]} | {row['search']} | {row['recall_at_10']} | "
                   f"{row['p50_ms']} | {row['p95_ms']} | {row['build_seconds']} | {row['file_mb']} | "
                   f"{row['rss_growth_mb']} |")
-    print("\nFiltered to 10% of the rows (auto layout's nprobe):\n")
-    print("| vectors | index | recall@10 | p50 ms |\n|---:|---|---:|---:|")
+    print("\nFiltered searches (the auto layout's nprobe): exact scan of the allowed rows vs the IVF index "
+          "with an ID selector and nprobe scaled by 1 / share\n")
+    print("| vectors | allowed | exact subset recall@10 | p50 ms | selector recall@10 | p50 ms | Store uses |")
+    print("|---:|---:|---:|---:|---:|---:|---|")
     for size in sizes:
         for row in results[str(size)]["approximate"]:  # type: ignore[index]
-            if "filtered" in row:
-                print(f"| {size:,} | {row['layout'].split(' ')[0]} {row['search']} | "
-                      f"{row['filtered']['recall_at_10']} | {row['filtered']['p50_ms']} |")
+            for name, way in row.get("filtered", {}).items():
+                subset, selector = way["exact subset"], way["selector"]
+                print(f"| {size:,} | {name} | {subset['recall_at_10']} | {subset['p50_ms']} | "
+                      f"{selector['recall_at_10']} | {selector['p50_ms']} | {way['store_uses']} |")
+    print("\nExact search p50 ms with FAISS's default threads vs one thread: " + ", ".join(
+        f"{size:,}: {results[str(size)]['exact']['p50_ms']} vs "  # type: ignore[index]
+        f"{results[str(size)]['exact']['p50_ms_one_thread']}" for size in sizes))  # type: ignore[index]
     print("\nauto layout per size: " + ", ".join(f"{size:,}: {results[str(size)]['auto']}" for size in sizes))
     write_json(args.json, results)
     return 0

@@ -11,7 +11,7 @@ re-normalized, and its real text for BM25; embedding 10k passages for real would
 minutes here. With the model loaded and warmed, each of the BBC paraphrase questions (120; 25
 with `--quick`) is asked once per mode with k = 5 (modes interleaved), and timed whole (question checks, dates, search,
 fusion, citations). Beside it, the bare libraries on the same index and questions:
-`model.encode(question)` + FAISS `index.search` (dense), bm25s tokenize + score + top-k (bm25),
+`model.encode(question)` + FAISS `index.search` on one thread (dense), bm25s tokenize + score + top-k (bm25),
 and their sum (hybrid), at the depth `retrieve` searches (30). Memory: the process's RSS after each
 size and its peak so far, against the RSS with only the model loaded (the "baseline": model,
 torch and the real base index) and the bytes of the vectors and passage texts.
@@ -31,6 +31,7 @@ import numpy as np
 from qa import Library
 from qa.embed import Embedder
 from qa.lexical import QUESTION_WORDS
+from qa.store import one_thread
 
 from .corpus import (
     Base,
@@ -64,7 +65,8 @@ class Bare:
         started = time.perf_counter()
         vector = self.model.encode([question], normalize_embeddings=True, convert_to_numpy=True,
                                    show_progress_bar=False)
-        self.index.search(np.ascontiguousarray(vector, dtype=np.float32), DEPTH)
+        with one_thread():  # as `Store.search` does: one query needs no more
+            self.index.search(np.ascontiguousarray(vector, dtype=np.float32), DEPTH)
         return (time.perf_counter() - started) * 1000
 
     def bm25_ms(self, question: str) -> float:
