@@ -1,6 +1,6 @@
 """Query latency of `Library.retrieve()` per mode at three index sizes, against the bare libraries.
 
-    python -m bench.latency [--quick] [--sizes N ...] [--questions Q] [--json OUT]
+    python -m bench.latency [--quick] [--sizes N ...] [--questions Q] [--threads T] [--json OUT]
 
 Sizes: 10k, 100k and 1M passages (2k and 20k with `--quick`); the FAISS index is what the default
 setting (QA_FAISS_INDEX=auto) picks for each: exact below `qa.store.EXACT_UP_TO`, IVF above.
@@ -135,8 +135,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="2k and 20k passages, 25 questions (under a minute)")
     parser.add_argument("--sizes", type=int, nargs="+", help="index sizes in passages (default 10000 100000)")
     parser.add_argument("--questions", type=int, help="questions asked per mode (default 120; 25 with --quick)")
+    parser.add_argument("--threads", type=int,
+                        help="torch and FAISS threads (default: theirs, one per core); 1 on a busy shared machine")
     parser.add_argument("--json", type=Path, help="write the figures as JSON")
     args = parser.parse_args(argv)
+    if args.threads:
+        import faiss
+        import torch
+
+        torch.set_num_threads(args.threads)
+        faiss.omp_set_num_threads(args.threads)
     sizes = args.sizes or ([2_000, 20_000] if args.quick else [10_000, 100_000, 1_000_000])
     asked = questions()[: args.questions or (25 if args.quick else 120)]
     base_articles = 30 if args.quick else 100
@@ -153,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
             results[str(size)] = measure(size, scratch, embedder, base, asked)
             gc.collect()
     results["peak_rss_mb"] = round(peak_rss_mb())
-    results["base"] = {"articles": base_articles, "passages": len(base.texts), "questions": len(asked), "k": K}
+    results["base"] = {"articles": base_articles, "passages": len(base.texts), "questions": len(asked), "k": K,
+                       "threads": args.threads or "default"}
 
     print(f"retrieve() latency, k = {K}, {len(asked)} questions, model warm; synthetic "
           f"indexes from {len(base.texts)} real BBC passages\n")
