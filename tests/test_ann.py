@@ -72,10 +72,10 @@ def test_an_ivf_index_probing_every_list_finds_what_exact_search_finds(library: 
             assert [hit.text for hit in ivf_library.retrieve(question, k=3, mode=mode)] == exact
 
 
-@pytest.mark.parametrize("subset_limit", [qa.store.EXACT_SUBSET_MIN, 0], ids=["exact-subset", "ivf-selector"])
+@pytest.mark.parametrize("subset_limit", [qa.store.EXACT_SUBSET_MAX, 0], ids=["exact-subset", "ivf-selector"])
 def test_filters_hold_on_an_ivf_index(ivf_library: Library, monkeypatch: pytest.MonkeyPatch, subset_limit: int) -> None:
     """Small filtered sets are scanned exactly; large ones go through IVF with an ID selector: both filter."""
-    monkeypatch.setattr(qa.store, "EXACT_SUBSET_MIN", subset_limit)
+    monkeypatch.setattr(qa.store, "EXACT_SUBSET_MAX", subset_limit)
     ivf_library.settings = Settings(**{**ivf_library.settings.__dict__, "faiss_index": "IVF4,Flat nprobe=1"})
     ivf_library.store.faiss_index_setting = "IVF4,Flat nprobe=1"
     ivf_library.sync()
