@@ -2,7 +2,7 @@
 
 A synthetic index is made of real passages: a few BBC articles are indexed for real (split and
 embedded by the pipeline), then `fill` writes N passages sampled from them into an articles
-folder (`synthetic/part-NNN.jsonl`, one article of 2-6 passages a line) and inserts them straight
+folder (`synthetic/part-NNNN.jsonl`, one article of 2-6 passages a line) and inserts them straight
 into the index with `Store.apply`, each with its source passage's vector plus Gaussian noise, re-normalized
 (cosine about 0.7 to the source: a spread like that of distinct passages). A following
 `Library.sync()` sees every synthetic article as unchanged, so the index behaves as if it had
@@ -21,12 +21,12 @@ import numpy as np
 import numpy.typing as npt
 
 from qa import Library, Settings
-from qa.articles import load_folder
+from qa.articles import load_file
 from qa.embed import Embedder
 from qa.hashing import digest
 from qa.lexical import terms
 from qa.schema import Passage
-from qa.store import Change
+from qa.store import Change, Store
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BBC_RAW = REPO_ROOT.parent / "shared" / "data" / "bbc-news" / "raw"
@@ -108,36 +108,59 @@ def build_base(scratch: Path, articles: int, embedder: Embedder) -> Base:
     return base
 
 
-def fill(library: Library, passages: int, base: Base, seed: int = 0) -> int:
+def fill(library: Library, passages: int, base: Base, seed: int = 0, chunk: int = 200_000) -> int:
     """Write `synthetic/*.jsonl` into the (empty) articles folder and build the index of it from `base`.
 
     Returns the passages inserted. The library's settings must be those `base` was built with.
+    Large sizes are inserted `chunk` passages at a time (one `Store.apply` each, the first a reset),
+    so memory stays that of one chunk; the FAISS index is written exact ("flat") while filling, and
+    the library's first `sync()` rebuilds it in the layout its settings ask for, from the stored
+    vectors (as after a change of QA_FAISS_INDEX).
     """
     rng = np.random.default_rng(seed)
-    picks: list[list[int]] = []
     bodies: set[str] = set()
-    total = 0
     folder = library.settings.articles_dir / SYNTHETIC_FOLDER
     folder.mkdir(parents=True, exist_ok=True)
-    lines: list[str] = []
+    writer = Store(library.settings.index_dir, "flat")
+    total = articles = 0
     while total < passages:
-        pick = rng.integers(0, len(base.texts), size=min(int(rng.integers(2, 7)), passages - total)).tolist()
-        body = "\n\n".join(base.texts[at] for at in pick)
-        if body in bodies:
-            continue  # an article body is indexed once however many files hold it
-        bodies.add(body)
-        title = base.titles[len(picks) % len(base.titles)]
-        lines.append(json.dumps({"id": f"s{len(picks)}", "title": title, "text": body}) + "\n")
-        picks.append(pick)
-        total += len(pick)
-    for start in range(0, len(lines), ARTICLES_PER_FILE):
-        part = folder / f"part-{start // ARTICLES_PER_FILE:03d}.jsonl"
-        part.write_text("".join(lines[start : start + ARTICLES_PER_FILE]), encoding="utf-8")
-    read = {a.article_id: a for a in load_folder(library.settings.articles_dir).articles}
-    articles = [read[f"{SYNTHETIC_FOLDER}/part-{n // ARTICLES_PER_FILE:03d}.jsonl#s{n}"] for n in range(len(picks))]
-    change = Change(upsert_articles=articles, manifest=dict(base.manifest), reset=True)
+        picks: list[list[int]] = []
+        lines: list[str] = []
+        wanted = min(passages, total + chunk)
+        while total < wanted:
+            pick = rng.integers(0, len(base.texts), size=min(int(rng.integers(2, 7)), wanted - total)).tolist()
+            body = "\n\n".join(base.texts[at] for at in pick)
+            if body in bodies:
+                continue  # an article body is indexed once however many files hold it
+            bodies.add(body)
+            number = articles + len(picks)
+            lines.append(json.dumps({"id": f"s{number}", "title": base.titles[number % len(base.titles)],
+                                     "text": body}) + "\n")
+            picks.append(pick)
+            total += len(pick)
+        _insert_chunk(writer, folder, articles, picks, lines, base, rng, reset=articles == 0)
+        articles += len(picks)
+    writer.close()
+    return total
+
+
+def _insert_chunk(store: Store, folder: Path, first: int, picks: list[list[int]], lines: list[str], base: Base,
+                  rng: np.random.Generator, reset: bool) -> None:
+    """Write articles `first`.. (one line each, ARTICLES_PER_FILE a file) and insert their passages."""
+    articles = []
+    parts = range(first // ARTICLES_PER_FILE, (first + len(lines) - 1) // ARTICLES_PER_FILE + 1)
+    for number in parts:
+        start, stop = max(first, number * ARTICLES_PER_FILE), (number + 1) * ARTICLES_PER_FILE
+        with (folder / f"part-{number:04d}.jsonl").open("a", encoding="utf-8") as handle:  # may span two chunks
+            handle.write("".join(lines[start - first : stop - first]))
+    for number in parts:
+        relative = f"{SYNTHETIC_FOLDER}/part-{number:04d}.jsonl"
+        found, _ = load_file(folder / f"part-{number:04d}.jsonl", relative)
+        articles += [a for a in found if first <= int(a.article_id.rsplit("#s", 1)[1]) < first + len(picks)]
+    change = Change(upsert_articles=articles, manifest=dict(base.manifest), reset=reset)
     sources: list[int] = []
-    for number, (article, pick) in enumerate(zip(articles, picks, strict=True)):
+    for offset, (article, pick) in enumerate(zip(articles, picks, strict=True)):
+        number = first + offset
         change.add_bodies[article.body_hash] = article.text
         start = 0
         for ordinal, at in enumerate(pick):
@@ -150,10 +173,9 @@ def fill(library: Library, passages: int, base: Base, seed: int = 0) -> int:
             start += len(text)
     noisy = base.vectors[sources] + rng.normal(0.0, NOISE, (len(sources), base.vectors.shape[1])).astype(np.float32)
     change.new_vectors = (noisy / np.linalg.norm(noisy, axis=1, keepdims=True)).astype(np.float32)
-    with library.store.writing():
-        library.store.cache_vectors(change.vector_keys, change.new_vectors)
-        library.store.apply(change)
-    return len(sources)
+    with store.writing():
+        store.cache_vectors(change.vector_keys, change.new_vectors)
+        store.apply(change)
 
 
 def percentile(values: list[float], share: float) -> float:

@@ -1,17 +1,20 @@
-"""Query latency of `Library.retrieve()` per mode at two index sizes, against the bare libraries.
+"""Query latency of `Library.retrieve()` per mode at three index sizes, against the bare libraries.
 
-    python -m bench.latency [--quick] [--sizes N ...] [--questions Q] [--json OUT]
+    python -m bench.latency [--quick] [--sizes N ...] [--questions Q] [--threads T] [--json OUT]
 
-Sizes: 10k and 100k passages (2k and 20k with `--quick`). Every index is synthetic (see
+Sizes: 10k, 100k and 1M passages (2k and 20k with `--quick`); the FAISS index is what the default
+setting (QA_FAISS_INDEX=auto) picks for each: exact below `qa.store.EXACT_UP_TO`, IVF above.
+Every index is synthetic (see
 `bench.corpus`): real BBC passages (the first 100 articles, 30 with `--quick`, split and embedded
 by the pipeline) sampled into articles, each passage with its source vector plus Gaussian noise,
 re-normalized, and its real text for BM25; embedding 10k passages for real would take about 10
 minutes here. With the model loaded and warmed, each of the BBC paraphrase questions (120; 25
 with `--quick`) is asked once per mode with k = 5 (modes interleaved), and timed whole (question checks, dates, search,
 fusion, citations). Beside it, the bare libraries on the same index and questions:
-`model.encode(question)` + FAISS `index.search` (dense), bm25s tokenize + score + top-k (bm25),
+`model.encode(question)` + FAISS `index.search` on one thread (dense), bm25s tokenize + score + top-k (bm25),
 and their sum (hybrid), at the depth `retrieve` searches (30). Memory: the process's RSS after each
-size, its peak, and the bytes of the vectors and passage texts for comparison.
+size and its peak so far, against the RSS with only the model loaded (the "baseline": model,
+torch and the real base index) and the bytes of the vectors and passage texts.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import numpy as np
 from qa import Library
 from qa.embed import Embedder
 from qa.lexical import QUESTION_WORDS
+from qa.store import one_thread
 
 from .corpus import (
     Base,
@@ -64,7 +68,8 @@ class Bare:
         started = time.perf_counter()
         vector = self.model.encode([question], normalize_embeddings=True, convert_to_numpy=True,
                                    show_progress_bar=False)
-        self.index.search(np.ascontiguousarray(vector, dtype=np.float32), DEPTH)
+        with one_thread():  # as `Store.search` does: one query needs no more
+            self.index.search(np.ascontiguousarray(vector, dtype=np.float32), DEPTH)
         return (time.perf_counter() - started) * 1000
 
     def bm25_ms(self, question: str) -> float:
@@ -116,7 +121,9 @@ def measure(size: int, scratch: Path, embedder: Embedder, base: Base, asked: lis
     (text_bytes,) = library.store.db.execute("SELECT SUM(LENGTH(CAST(text AS BLOB))) FROM passages").fetchone()
     memory = {
         "passages": inserted,
+        "faiss_index": library.store.manifest().get("faiss_index", "Flat"),
         "rss_mb": round(current_rss_mb()),
+        "peak_rss_mb": round(peak_rss_mb()),
         "vectors_mb": round(inserted * int(base.manifest["dimension"]) * 4 / 2**20, 1),  # type: ignore[call-overload]
         "text_mb": round(text_bytes / 2**20, 1),
         "fill_seconds": round(fill_seconds, 1),
@@ -131,9 +138,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="2k and 20k passages, 25 questions (under a minute)")
     parser.add_argument("--sizes", type=int, nargs="+", help="index sizes in passages (default 10000 100000)")
     parser.add_argument("--questions", type=int, help="questions asked per mode (default 120; 25 with --quick)")
+    parser.add_argument("--threads", type=int,
+                        help="torch and FAISS threads (default: theirs, one per core); 1 on a busy shared machine")
     parser.add_argument("--json", type=Path, help="write the figures as JSON")
     args = parser.parse_args(argv)
-    sizes = args.sizes or ([2_000, 20_000] if args.quick else [10_000, 100_000])
+    if args.threads:
+        import faiss
+        import torch
+
+        torch.set_num_threads(args.threads)
+        faiss.omp_set_num_threads(args.threads)
+    sizes = args.sizes or ([2_000, 20_000] if args.quick else [10_000, 100_000, 1_000_000])
     asked = questions()[: args.questions or (25 if args.quick else 120)]
     base_articles = 30 if args.quick else 100
 
@@ -143,22 +158,32 @@ def main(argv: list[str] | None = None) -> int:
         embedder = Embedder()
         embedder.encode_query("Warm-up: the model loads and runs once before anything is timed.")
         base = build_base(scratch / "base", base_articles, embedder)
+        gc.collect()
+        results["baseline_rss_mb"] = round(current_rss_mb())
         for size in sizes:
             results[str(size)] = measure(size, scratch, embedder, base, asked)
             gc.collect()
     results["peak_rss_mb"] = round(peak_rss_mb())
-    results["base"] = {"articles": base_articles, "passages": len(base.texts), "questions": len(asked), "k": K}
+    results["base"] = {"articles": base_articles, "passages": len(base.texts), "questions": len(asked), "k": K,
+                       "threads": args.threads or "default"}
 
     print(f"retrieve() latency, k = {K}, {len(asked)} questions, model warm; synthetic "
           f"indexes from {len(base.texts)} real BBC passages\n")
-    print("| passages | mode | p50 ms | p95 ms | bare libraries p50 ms | RSS MB |\n|---:|---|---:|---:|---:|---:|")
+    print("| passages | FAISS | mode | p50 ms | p95 ms | bare libraries p50 ms |\n|---:|---|---|---:|---:|---:|")
     for size in sizes:
         entry = results[str(size)]
         for mode in MODES:
             row = entry[mode]  # type: ignore[index]
-            print(f"| {size:,} | {mode} | {row['p50_ms']} | {row['p95_ms']} | {row['raw_p50_ms']} | "
-                  f"{entry['memory']['rss_mb']} |")  # type: ignore[index]
-    print(f"\npeak RSS {results['peak_rss_mb']} MB")
+            print(f"| {size:,} | {entry['memory']['faiss_index']} | {mode} | {row['p50_ms']} | "  # type: ignore[index]
+                  f"{row['p95_ms']} | {row['raw_p50_ms']} |")
+    print("\n| passages | RSS MB | RSS - baseline MB | vectors + text MB | peak RSS so far MB |")
+    print("|---:|---:|---:|---:|---:|")
+    for size in sizes:
+        memory = results[str(size)]["memory"]  # type: ignore[index]
+        print(f"| {size:,} | {memory['rss_mb']} | {memory['rss_mb'] - results['baseline_rss_mb']} | "  # type: ignore[operator]
+              f"{round(memory['vectors_mb'] + memory['text_mb'])} | {memory['peak_rss_mb']} |")
+    print(f"\nbaseline RSS (model, torch, base index) {results['baseline_rss_mb']} MB; "
+          f"peak RSS {results['peak_rss_mb']} MB")
     write_json(args.json, results)
     return 0
 

@@ -29,7 +29,7 @@ def open_store(settings: Settings) -> IndexStore:
         scheme = "https://" if settings.store.startswith("milvus+https://") else "http://"
         address = settings.store.split("://", 1)[1]
         return MilvusStore(scheme + address, settings.index_dir, prefix, os.environ.get("QA_MILVUS_TOKEN", ""))
-    return Store(settings.index_dir)
+    return Store(settings.index_dir, settings.faiss_index)
 
 
 def copy_index(source: IndexStore, target: IndexStore) -> int:

@@ -120,7 +120,8 @@ def sync(
         old_bodies = [key for key in have if key not in bodies]
 
         if manifest and not reason and not (added or updated or removed or new_bodies or old_bodies):
-            if after and "health" not in manifest:
+            refitted = store.refit_faiss()  # another FAISS layout asked for: rebuilt from stored vectors
+            if after and (refitted or "health" not in manifest):
                 after(store, None)
             total = store.counts()["passages"]
             return SyncReport(

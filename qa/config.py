@@ -46,6 +46,10 @@ class Settings:
     title_in_terms: bool = True  # BM25 sees "title + passage"
     title_in_vectors: bool = False  # the embedding sees "title + passage"
     store: str = "faiss"  # where the index lives: faiss (in index_dir), milvus-lite:PATH or milvus://HOST:PORT
+    # FAISS index: "auto" (exact below qa.store.EXACT_UP_TO passages, IVF above), "flat", or a FAISS
+    # factory string with optional search parameters ("IVF1024,Flat nprobe=32"). Not part of the
+    # shape: changing it rebuilds only the FAISS file, from the stored vectors.
+    faiss_index: str = "auto"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "articles_dir", Path(self.articles_dir))
@@ -69,6 +73,8 @@ class Settings:
             )
         if self.batch_size < 1:
             raise ConfigError(f"batch_size={self.batch_size} must be at least 1.")
+        if not self.faiss_index.strip():
+            raise ConfigError("faiss_index is empty; use auto, flat or a FAISS factory string like 'IVF1024,Flat'.")
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -84,6 +90,7 @@ class Settings:
             sources=env_int("QA_SOURCES", 5),
             watch_seconds=env_int("QA_WATCH_SECONDS", 3),
             store=os.environ.get("QA_STORE") or "faiss",
+            faiss_index=os.environ.get("QA_FAISS_INDEX") or "auto",
         )
         given = {key: value for key, value in overrides.items() if value is not None}
         return replace(base, **given) if given else base

@@ -223,6 +223,10 @@ class MilvusStore:
         self.client.delete(self._name("meta"), ids=["pending"])
         self._prune_cache()
 
+    def refit_faiss(self) -> bool:
+        """Nothing to refit: Milvus chooses and maintains its own index."""
+        return False
+
     def _rows_of_bodies(self, body_hashes: set[str]) -> dict[str, list[dict[str, Any]]]:
         """Stored passage rows (one article's copy) of bodies that are already indexed."""
         found: dict[str, dict[int, dict[str, Any]]] = {}

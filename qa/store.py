@@ -4,7 +4,9 @@ Layout of the index folder:
 - `index.sqlite`: articles, bodies (article texts), passages, a vector cache keyed by
   passage text, and the manifest (format, model, dimension, splitter settings, build time,
   and which FAISS file is current). WAL mode, so readers never wait for a writer.
-- `vectors-<generation>.faiss`: `IDMap2,Flat` inner-product index whose ids are passage rows.
+- `vectors-<generation>.faiss`: inner-product index whose ids are passage rows: exact `IDMap2,Flat`
+  below `EXACT_UP_TO` passages, an IVF index above it (see `choose_layout`; the manifest's
+  `faiss_index` names the one in use).
 - `lexical-<generation>/`: the BM25 segment of the passages that generation added (`.npy` and
   JSON), and `segments.json`, the list of segment folders the current BM25 index is made of (see
   `qa.lexical`); older generations' folders stay while a later list names them.
@@ -27,12 +29,13 @@ import fcntl
 import hashlib
 import json
 import logging
+import math
 import os
 import shutil
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -41,7 +44,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from .errors import BusyError, StoreError
+from .errors import BusyError, ConfigError, StoreError
 from .lexical import LexicalIndex, Segment
 from .schema import Article, Citation, Filters, Passage
 
@@ -129,6 +132,7 @@ class IndexStore(Protocol):
     def cached_vectors(self, keys: Sequence[str]) -> dict[str, Vectors]: ...
     def cache_vectors(self, keys: Sequence[str], vectors: Vectors) -> None: ...
     def apply(self, change: Change) -> None: ...
+    def refit_faiss(self) -> bool: ...
     def where(self, filters: Filters | None, period: Period | None = None) -> Any: ...
     def search(self, query: Vectors, k: int, where: Any = None) -> list[tuple[int, float]]: ...
     def search_terms(self, question: str, k: int, where: Any = None) -> list[tuple[int, float]]: ...
@@ -151,8 +155,9 @@ class Store:
     one, so questions asked during a sync are answered from the previous index.
     """
 
-    def __init__(self, index_dir: Path) -> None:
+    def __init__(self, index_dir: Path, faiss_index: str = "auto") -> None:
         self.index_dir = Path(index_dir)
+        self.faiss_index_setting = faiss_index  # "auto", "flat" or a factory string (see `choose_layout`)
         self.path = self.index_dir / DATABASE
         self._local = threading.local()
         self._faiss: faiss.Index | None = None
@@ -286,8 +291,6 @@ class Store:
 
     def apply(self, change: Change) -> None:
         """Write one sync: a new FAISS generation, then one SQLite transaction that switches to it."""
-        import faiss
-
         db = self.db
         old = self.manifest()
         dimension = int(change.manifest["dimension"])
@@ -297,22 +300,18 @@ class Store:
         db.execute("BEGIN IMMEDIATE")
         try:
             if change.reset:
-                index = faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+                index = None
                 db.execute("DELETE FROM articles")
                 db.execute("DELETE FROM bodies")
                 db.execute("DELETE FROM passages")
             else:
-                index = self._read_faiss(old, db) if old else faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+                index = self._read_faiss(old, db) if old else None
             lexical = LexicalIndex() if change.reset or not old else self._lexical_before(old, db)
             unused = [] if change.reset else _vector_keys(db, change.delete_bodies)
             removed = self._delete(db, change)
-            if len(removed):
-                index.remove_ids(np.asarray(removed, dtype=np.int64))
             rows = self._insert(db, change)
-            if rows:
-                assert change.new_vectors is not None
-                index.add_with_ids(change.new_vectors, np.asarray(rows, dtype=np.int64))
             total = db.execute("SELECT COUNT(*) FROM passages").fetchone()[0]
+            index, layout = self._updated_faiss(index, old, change, removed, rows, total, dimension)
             if index.ntotal != total:
                 raise StoreError(f"internal: FAISS holds {index.ntotal} vectors but SQLite {total} passages")
             lexical = lexical.updated(removed, rows, change.new_terms)
@@ -323,7 +322,7 @@ class Store:
             checksums.update(written)
             manifest = {
                 **change.manifest, "format": FORMAT_VERSION, "generation": generation,
-                "faiss": faiss_name, "lexical": lexical_name, "checksums": checksums,
+                "faiss": faiss_name, "faiss_index": str(layout), "lexical": lexical_name, "checksums": checksums,
             }
             db.execute("DELETE FROM manifest")
             db.executemany("INSERT INTO manifest VALUES (?, ?)", ((k, json.dumps(v)) for k, v in manifest.items()))
@@ -406,31 +405,108 @@ class Store:
 
         path = self.index_dir / str(manifest.get("faiss", ""))
         total = db.execute("SELECT COUNT(*) FROM passages").fetchone()[0]
+        layout = FaissLayout.parse(manifest.get("faiss_index", "Flat"))
         problem = _checksum_problem(self.index_dir, manifest, path.name)
         if problem is None:
             try:
                 index = faiss.read_index(str(path))
                 if index.ntotal == total and index.d == int(manifest["dimension"]):
+                    _set_search(index, layout)
                     return index
                 problem = f"it holds {index.ntotal} vectors for {total} passages"
             except (RuntimeError, KeyError, ValueError) as error:
                 problem = str(error).splitlines()[0] if str(error) else type(error).__name__
         logger.warning("the FAISS file %s is unusable (%s); rebuilding it from the stored vectors", path, problem)
         self.file_damage = f"the FAISS file {path.name} is unusable ({problem})"
-        return self._faiss_from_cache(db, int(manifest["dimension"]))
+        return self._faiss_from_cache(db, int(manifest["dimension"]), layout)[0]
 
-    def _faiss_from_cache(self, db: sqlite3.Connection, dimension: int) -> faiss.Index:
-        import faiss
+    def _faiss_from_cache(
+        self, db: sqlite3.Connection, dimension: int, layout: FaissLayout
+    ) -> tuple[faiss.Index, FaissLayout]:
+        """A new index of `layout` (or Flat, when too few passages to train it) holding every passage's
+        cached vector: nothing is embedded."""
+        total = db.execute("SELECT COUNT(*) FROM passages").fetchone()[0]
 
-        index = faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
-        cursor = db.execute("SELECT p.row, v.vector FROM passages p LEFT JOIN vectors v ON v.vector_key = p.vector_key")
-        while batch := cursor.fetchmany(10_000):
-            if any(blob is None for _, blob in batch):
-                raise StoreError("the index lost vectors of some passages")
-            rows = np.asarray([row for row, _ in batch], dtype=np.int64)
-            vectors = np.vstack([np.frombuffer(blob, dtype=np.float32) for _, blob in batch])
-            index.add_with_ids(vectors, rows)
-        return index
+        def batches() -> Iterator[tuple[npt.NDArray[np.int64], Vectors]]:
+            cursor = db.execute(
+                "SELECT p.row, v.vector FROM passages p LEFT JOIN vectors v ON v.vector_key = p.vector_key"
+            )
+            while batch := cursor.fetchmany(10_000):
+                if any(blob is None for _, blob in batch):
+                    raise StoreError("the index lost vectors of some passages")
+                rows = np.asarray([row for row, _ in batch], dtype=np.int64)
+                yield rows, np.vstack([np.frombuffer(blob, dtype=np.float32) for _, blob in batch])
+
+        return build_faiss(layout, dimension, total, batches)
+
+    def _updated_faiss(
+        self, index: faiss.Index | None, old: dict[str, Any], change: Change, removed: list[int], rows: list[int],
+        total: int, dimension: int,
+    ) -> tuple[faiss.Index, FaissLayout]:
+        """The FAISS index after one change, and its layout.
+
+        Updated in place when it already has the layout chosen for `total` passages and can remove
+        ids; otherwise built anew: from the change's vectors after a reset, else from the vector cache.
+        """
+        layout = feasible_layout(choose_layout(self.faiss_index_setting, total), dimension, total)
+        held = FaissLayout.parse(old.get("faiss_index", "Flat"))
+        if index is not None and held.factory == layout.factory and (not removed or _removes_in_place(index)):
+            if removed:
+                index.remove_ids(np.asarray(removed, dtype=np.int64))
+            if rows:
+                assert change.new_vectors is not None
+                index.add_with_ids(change.new_vectors, np.asarray(rows, dtype=np.int64))
+            _set_search(index, layout)
+            return index, layout
+        if index is not None:
+            del index
+            logger.info("building the FAISS index %s from the vector cache (%d passages)", layout, total)
+            return self._faiss_from_cache(self.db, dimension, layout)
+        new_rows = np.asarray(rows, dtype=np.int64)
+        new_vectors = change.new_vectors if change.new_vectors is not None else np.zeros((0, dimension), np.float32)
+
+        def batches() -> Iterator[tuple[npt.NDArray[np.int64], Vectors]]:
+            for start in range(0, len(new_rows), 50_000):
+                yield new_rows[start : start + 50_000], new_vectors[start : start + 50_000]
+
+        return build_faiss(layout, dimension, total, batches)
+
+    def refit_faiss(self) -> bool:
+        """Rebuild the FAISS index from the vector cache when the setting asks for another layout than
+        the current one (e.g. QA_FAISS_INDEX changed): nothing is embedded, the BM25 files are kept.
+
+        Writes a new generation; call it with the write lock held. Returns whether anything changed.
+        """
+        manifest = self.manifest()
+        if not manifest or "faiss" not in manifest:
+            return False
+        db = self.db
+        total = db.execute("SELECT COUNT(*) FROM passages").fetchone()[0]
+        dimension = int(manifest["dimension"])
+        held = FaissLayout.parse(manifest.get("faiss_index", "Flat"))
+        layout = feasible_layout(choose_layout(self.faiss_index_setting, total), dimension, total)
+        if layout == held:
+            return False
+        started = time.perf_counter()
+        if layout.factory == held.factory:
+            index = self._read_faiss(manifest, db)
+            _set_search(index, layout)
+        else:
+            index, layout = self._faiss_from_cache(db, dimension, layout)
+        generation = self._next_generation(manifest)
+        faiss_name = f"vectors-{generation}.faiss"
+        checksum = _write_faiss(index, self.index_dir / faiss_name)
+        updates: dict[str, Any] = {"generation": generation, "faiss": faiss_name, "faiss_index": str(layout)}
+        if "checksums" in manifest:
+            kept = {key: value for key, value in manifest["checksums"].items() if key != manifest["faiss"]}
+            updates["checksums"] = {faiss_name: checksum, **kept}
+        with db:
+            db.execute("BEGIN IMMEDIATE")
+            rows = [(key, json.dumps(value)) for key, value in updates.items()]
+            db.executemany("INSERT OR REPLACE INTO manifest VALUES (?, ?)", rows)
+        self._forget_old_files(faiss_name, str(manifest["lexical"]))
+        logger.info("FAISS index %s -> %s in %.1f s (%d passages)", held, layout, time.perf_counter() - started, total)
+        return True
 
     def _current(self) -> tuple[faiss.Index, LexicalIndex]:
         """The indexes of the current generation, reloaded when a sync has switched to a newer one."""
@@ -525,19 +601,19 @@ class Store:
     def search(self, query: Vectors, k: int, allowed: set[int] | None = None) -> list[tuple[int, float]]:
         """(row, inner product) of the `k` nearest passages, best first. `query` is (1, d).
 
-        `allowed` restricts the search to those passage rows, inside FAISS (an ID selector).
+        `allowed` restricts the search to those passage rows, inside FAISS (an ID selector; an IVF index
+        probes more lists the fewer rows pass). With an approximate index, a small `allowed` set (up to
+        EXACT_SUBSET_MAX rows) is scanned exactly instead: that is as fast, and cannot miss any.
         """
-        import faiss
-
         index = self.faiss_index()
         limit = index.ntotal if allowed is None else min(index.ntotal, len(allowed))
         if limit == 0:
             return []
-        params = None
-        if allowed is not None:
-            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(np.fromiter(allowed, dtype=np.int64)))
         query = np.ascontiguousarray(query, dtype=np.float32)
-        scores, rows = index.search(query, min(k, limit), params=params)
+        with one_thread():
+            if allowed is not None and len(allowed) <= _exact_subset_limit(index):
+                return _search_subset(index, query, min(k, limit), allowed)
+            scores, rows = index.search(query, min(k, limit), params=_search_parameters(index, allowed))
         return [(int(row), float(score)) for row, score in zip(rows[0], scores[0], strict=True) if row >= 0]
 
     def search_terms(self, question: str, k: int, allowed: set[int] | None = None) -> list[tuple[int, float]]:
@@ -745,13 +821,11 @@ class Store:
 
     def _check_vectors(self, index: faiss.Index, rows: set[int], dimension: int) -> list[str]:
         """FAISS ids against passage rows, and each FAISS vector against the one stored for its passage."""
-        import faiss
-
         if index.d != dimension:
             return [f"the FAISS index has dimension {index.d}, the manifest says {dimension}"]
-        if not hasattr(index, "id_map"):
+        ids = _faiss_ids(index)
+        if ids is None:
             return ["the FAISS file is not an id-mapped index"]
-        ids = faiss.vector_to_array(index.id_map)
         if set(ids.tolist()) != rows or len(ids) != len(rows):
             return [
                 f"FAISS ids and SQLite passages differ: {len(set(ids.tolist()) - rows)} ids without a passage, "
@@ -762,11 +836,12 @@ class Store:
         ))
         if lost := sum(1 for blob in stored.values() if blob is None):
             return [f"{lost} passages have no stored vector to rebuild FAISS from"]
-        held = faiss.downcast_index(index.index).reconstruct_n(0, index.ntotal) if len(ids) else []
-        differ = sum(
-            1 for row, vector in zip(ids.tolist(), held, strict=True)
-            if not np.allclose(np.frombuffer(stored[row], dtype=np.float32), vector, atol=1e-6)
-        )
+        differ = 0
+        for start in range(0, len(ids), 50_000):
+            chunk = ids[start : start + 50_000]
+            held = index.reconstruct_batch(chunk)
+            expected = np.vstack([np.frombuffer(stored[row], dtype=np.float32) for row in chunk.tolist()])
+            differ += int((~np.isclose(expected, held, atol=1e-6).all(axis=1)).sum())
         return [f"{differ} FAISS vectors differ from the stored ones"] if differ else []
 
 
@@ -801,6 +876,237 @@ def _vector_keys(db: sqlite3.Connection, body_hashes: list[str]) -> list[str]:
         query = f"SELECT vector_key FROM passages WHERE body_hash IN ({marks})"
         keys.update(key for (key,) in db.execute(query, chunk))
     return sorted(keys)
+
+
+# -- FAISS index layouts ----------------------------------------------------------------
+
+EXACT_UP_TO = 100_000  # "auto": exact search below this many passages (bench.ann: where Flat gets slow)
+IVF_SCAN = 32_000  # "auto": nprobe makes an IVF search scan about this many vectors ...
+IVF_PROBE_SHARE = 32  # ... and at least 1/32 of the lists (bench.ann: recall@10 0.98 at 1M)
+TRAIN_PER_LIST = 64  # IVF training sample: this many vectors per list (k-means cost grows with it)
+EXACT_SUBSET_MAX = 5_000  # a filter leaving at most this many rows is scanned exactly, whatever the index
+
+
+@dataclass(frozen=True)
+class FaissLayout:
+    """Which FAISS index holds the vectors: a factory string and the approximate index's search parameters.
+
+    `factory` is a FAISS index factory string ("Flat", "IVF1024,Flat", "HNSW32"); `search` is in
+    FAISS's ParameterSpace syntax ("nprobe=32", "efSearch=128"), empty for defaults. Written as text
+    (`str()`, `parse`) in the manifest's `faiss_index` and in QA_FAISS_INDEX: "IVF1024,Flat nprobe=32".
+    """
+
+    factory: str
+    search: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.factory} {self.search}".strip()
+
+    @classmethod
+    def parse(cls, text: str) -> FaissLayout:
+        factory, _, search = str(text).strip().partition(" ")
+        return cls("Flat" if factory.lower() in ("flat", "idmap2,flat") else factory, search.strip())
+
+    @property
+    def exact(self) -> bool:
+        return self.factory == "Flat"
+
+
+FLAT = FaissLayout("Flat")
+
+
+def choose_layout(setting: str, passages: int) -> FaissLayout:
+    """The FAISS layout for `passages` vectors under the `faiss_index` setting.
+
+    "auto": exact `Flat` below EXACT_UP_TO passages; from there `IVF<nlist>,Flat`, nlist the power of
+    two nearest to sqrt(passages), probing enough lists to scan about IVF_SCAN vectors and at least
+    1/IVF_PROBE_SHARE of the lists. "flat": always exact. Anything else is a factory string with
+    optional search parameters, used as given.
+    """
+    if setting.strip().lower() == "auto":
+        if passages < EXACT_UP_TO:
+            return FLAT
+        lists = 2 ** round(math.log2(math.sqrt(passages)))
+        probes = max(math.ceil(lists / IVF_PROBE_SHARE), math.ceil(lists * IVF_SCAN / passages))
+        return FaissLayout(f"IVF{lists},Flat", f"nprobe={min(lists, probes)}")
+    return FaissLayout.parse(setting)
+
+
+def feasible_layout(layout: FaissLayout, dimension: int, passages: int) -> FaissLayout:
+    """`layout`, or Flat when there are fewer passages than it needs to be trained (an IVF's lists)."""
+    if layout.exact:
+        return layout
+    needed = _training_size(new_faiss(layout, dimension))[0]
+    if passages < needed:
+        logger.info("%d passages are too few to train %s; using exact search", passages, layout)
+        return FLAT
+    return layout
+
+
+def new_faiss(layout: FaissLayout, dimension: int) -> faiss.Index:
+    """An empty inner-product index of `layout` whose ids are passage rows.
+
+    Flat and other non-IVF indexes are wrapped in `IDMap2`; an IVF index keeps the ids itself, with a
+    hash table from id to vector (so `reconstruct(row)` and `remove_ids` work).
+
+    Raises:
+        ConfigError: the factory string or its search parameters are not valid for FAISS.
+    """
+    import faiss
+
+    if layout.exact:
+        return faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+    try:
+        index = faiss.index_factory(dimension, layout.factory, faiss.METRIC_INNER_PRODUCT)
+    except RuntimeError as error:
+        raise ConfigError(
+            f"QA_FAISS_INDEX={str(layout)!r} is not a FAISS index factory string ({_first_line(error)}); "
+            "use auto, flat, or e.g. 'IVF1024,Flat nprobe=32' or 'HNSW32 efSearch=128'."
+        ) from None
+    if isinstance(index, faiss.IndexIVF):
+        index.set_direct_map_type(faiss.DirectMap.Hashtable)
+    else:
+        index = faiss.IndexIDMap2(index)
+    _set_search(index, layout)
+    return index
+
+
+def build_faiss(
+    layout: FaissLayout, dimension: int, total: int,
+    batches: Callable[[], Iterator[tuple[npt.NDArray[np.int64], Vectors]]],
+) -> tuple[faiss.Index, FaissLayout]:
+    """An index of `layout` (Flat when too few vectors to train it) holding the `total` vectors that
+    `batches()` yields as (rows, (n, d) float32) chunks. An index that needs training is trained on an
+    evenly spaced sample (one more pass over `batches()`)."""
+    layout = feasible_layout(layout, dimension, total)
+    index = new_faiss(layout, dimension)
+    if not index.is_trained:
+        started = time.perf_counter()
+        size = min(total, _training_size(index)[1])
+        step = max(1, total // size)
+        seen = 0
+        sample: list[Vectors] = []
+        for _, vectors in batches():
+            sample.append(vectors[(-seen) % step :: step])
+            seen += len(vectors)
+        index.train(np.ascontiguousarray(np.vstack(sample)[:size]))
+        logger.info("trained %s on %d vectors in %.1f s", layout, size, time.perf_counter() - started)
+    for rows, vectors in batches():
+        index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), rows)
+    return index, layout
+
+
+def _training_size(index: faiss.Index) -> tuple[int, int]:
+    """(fewest, best) vectors to train `index` on: one per IVF list at least, TRAIN_PER_LIST per list."""
+    import faiss
+
+    ivf = faiss.try_extract_index_ivf(index)
+    if ivf is None:
+        return (1, 50_000) if not index.is_trained else (0, 0)
+    return ivf.nlist, ivf.nlist * TRAIN_PER_LIST
+
+
+def _set_search(index: faiss.Index, layout: FaissLayout) -> None:
+    """Set the layout's search parameters (nprobe, efSearch) on `index`; they are saved in its file too."""
+    import faiss
+
+    if layout.search:
+        try:
+            faiss.ParameterSpace().set_index_parameters(index, layout.search)
+        except RuntimeError as error:
+            raise ConfigError(
+                f"QA_FAISS_INDEX={str(layout)!r}: {layout.search!r} does not fit this index ({_first_line(error)})."
+            ) from None
+
+
+def _removes_in_place(index: faiss.Index) -> bool:
+    """Whether `remove_ids` keeps ids and vectors together (Flat and IVF); HNSW is rebuilt instead."""
+    import faiss
+
+    return isinstance(index, faiss.IndexIVF) or _is_exact(index)
+
+
+def _is_exact(index: faiss.Index) -> bool:
+    """Whether `index` is `IDMap2,Flat`: exact search."""
+    import faiss
+
+    return hasattr(index, "id_map") and isinstance(faiss.downcast_index(index.index), faiss.IndexFlat)
+
+
+def _faiss_ids(index: faiss.Index) -> npt.NDArray[np.int64] | None:
+    """Every id (passage row) in `index`, or None when it keeps no ids."""
+    import faiss
+    from faiss.contrib.inspect_tools import get_invlist
+
+    if hasattr(index, "id_map"):
+        return faiss.vector_to_array(index.id_map).astype(np.int64)
+    if isinstance(index, faiss.IndexIVF) and index.direct_map.type == faiss.DirectMap.Hashtable:
+        lists = [get_invlist(index.invlists, number)[0] for number in range(index.nlist)]
+        return np.concatenate(lists).astype(np.int64) if lists else np.zeros(0, np.int64)
+    return None
+
+
+def _exact_subset_limit(index: faiss.Index) -> int:
+    """Up to this many allowed rows, a filtered search on an approximate index scans them exactly (0 for an
+    exact index). bench.ann at 1M: 1% allowed costs the same both ways, 10% six times more scanned exactly."""
+    return 0 if _is_exact(index) else EXACT_SUBSET_MAX
+
+
+def _search_parameters(index: faiss.Index, allowed: set[int] | None) -> faiss.SearchParameters | None:
+    """Search parameters restricting `index` to `allowed` rows; an IVF search probes more lists the
+    fewer rows pass, so that about as many allowed vectors are scanned as without a filter."""
+    import faiss
+
+    if allowed is None:
+        return None
+    selector = faiss.IDSelectorBatch(np.fromiter(allowed, dtype=np.int64, count=len(allowed)))
+    if isinstance(index, faiss.IndexIVF):
+        probes = min(index.nlist, math.ceil(index.nprobe * index.ntotal / max(1, len(allowed))))
+        return faiss.SearchParametersIVF(sel=selector, nprobe=probes)
+    return faiss.SearchParameters(sel=selector)
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """Run FAISS on one thread in this block (the setting is per calling thread, so other threads keep theirs).
+
+    A search is one query: FAISS's extra threads only wait for it, and on a busy machine that
+    waiting made an exact search at 50k vectors 5 times slower (bench.ann)."""
+    import faiss
+
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(threads)
+
+
+def _search_subset(index: faiss.Index, query: Vectors, k: int, allowed: set[int]) -> list[tuple[int, float]]:
+    """Exact search among `allowed` rows, with their vectors read back from `index` and scored by FAISS
+    (numpy's BLAS threads wait for each other like FAISS's)."""
+    import faiss
+
+    rows = np.fromiter(allowed, dtype=np.int64, count=len(allowed))
+    try:
+        vectors = index.reconstruct_batch(rows)
+    except RuntimeError:  # a row removed since `allowed` was read: look the others up one by one
+        found = []
+        for row in rows.tolist():
+            with contextlib.suppress(RuntimeError):
+                found.append((row, index.reconstruct(row)))
+        if not found:
+            return []
+        rows = np.asarray([row for row, _ in found], dtype=np.int64)
+        vectors = np.vstack([vector for _, vector in found])
+    subset = faiss.IndexFlatIP(index.d)
+    subset.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    scores, found = subset.search(query, min(k, len(rows)))
+    return [(int(rows[at]), float(score)) for at, score in zip(found[0], scores[0], strict=True) if at >= 0]
+
+
+def _first_line(error: BaseException) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
 def _lock_holder(descriptor: int) -> str:
