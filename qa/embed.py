@@ -52,7 +52,7 @@ Vectors = npt.NDArray[np.float32]
 PRECISIONS = ("auto", "fp32", "bf16")
 QUERY_ENCODERS = ("auto", "torch", "onnx", "onnx-int8")
 BF16_AGREEMENT = 0.999  # min cosine of bf16 with fp32 vectors on the probe texts
-BF16_GAIN = 0.9  # "auto" takes bf16 only when a timed batch takes at most this share of the fp32 time
+BF16_GAIN = 0.95  # "auto" takes bf16 only when a timed batch takes at most this share of the fp32 time
 
 
 def resolve_model(name: str) -> str:
