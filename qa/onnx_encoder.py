@@ -138,8 +138,8 @@ def export(model: SentenceTransformer, folder: Path, torch_encode: Callable[[lis
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is None:
         raise OnnxUnavailable(f"the model's first module ({type(first).__name__}) has no fast text tokenizer")
-    features = {key: value for key, value in model.preprocess(list(PROBES[:2])).items()
-                if isinstance(value, torch.Tensor)}
+    prepare = getattr(model, "preprocess", None) or model.tokenize  # sentence-transformers 6 / 5
+    features = {key: value for key, value in prepare(list(PROBES[:2])).items() if isinstance(value, torch.Tensor)}
     names = [name for name in ("input_ids", "attention_mask", "token_type_ids") if name in features]
     if names[:2] != ["input_ids", "attention_mask"] or len(names) != len(features):
         raise OnnxUnavailable(f"unexpected model inputs {sorted(features)}")
