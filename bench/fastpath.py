@@ -6,8 +6,8 @@ Paths: PyTorch fp32 (the reference), PyTorch under bfloat16 autocast ("bf16"), a
 the model exported to ONNX and run with onnxruntime, in fp32 ("onnx") and with int8 MatMul weights
 ("onnx-int8"); "bf16 + onnx" is bf16 passages with ONNX questions.
 
-- Speed: passages/s over the first passages of the BBC set (fp32, bf16, and the fp32 ONNX graph
-  in batches for comparison), alternating the order over rounds; milliseconds per single question
+- Speed: passages/s over the first passages of the BBC set (fp32, bf16, and the fp32 ONNX graph,
+  QA_PASSAGE_ENCODER=onnx), alternating the order over rounds; milliseconds per single question
   over the BBC paraphrase questions, the paths interleaved question by question. Medians.
 - Agreement: cosine of each path's vectors with fp32 PyTorch's, mean and min, on the passages and
   questions of both evaluation sets.
@@ -94,10 +94,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     speed_count, timed_questions = (32, 24) if args.quick else (256, 120)
 
-    fp32 = Embedder(precision="fp32", query_encoder="torch")
-    bf16 = Embedder(precision="bf16", query_encoder="torch")
-    onnx = Embedder(precision="fp32", query_encoder="onnx")
-    int8 = Embedder(precision="fp32", query_encoder="onnx-int8")
+    fp32 = Embedder(precision="fp32", query_encoder="torch", passage_encoder="torch")
+    bf16 = Embedder(precision="bf16", query_encoder="torch", passage_encoder="torch")
+    onnx = Embedder(precision="fp32", query_encoder="onnx", passage_encoder="onnx")
+    int8 = Embedder(precision="fp32", query_encoder="onnx-int8", passage_encoder="torch")
     for embedder in (fp32, bf16, onnx, int8):
         embedder.warm_up()
         embedder.encode(["Warm-up passage: the model loads and runs once before anything is timed."])
@@ -112,12 +112,12 @@ def main(argv: list[str] | None = None) -> int:
     # speed: passages
     sample = [p["text"] for p in sets["bbc-paraphrase"][0][:speed_count]]
     passage_seconds: dict[str, list[float]] = {"fp32": [], "bf16": [], "onnx": []}
-    encoders = {"fp32": fp32.encode, "bf16": bf16.encode, "onnx": onnx.encode_queries}
+    encoders = {"fp32": fp32.encode, "bf16": bf16.encode, "onnx": onnx.encode}
     for number in range(args.rounds):
         order = list(encoders) if number % 2 == 0 else list(reversed(encoders))
         for name in order:
             passage_seconds[name].append(timed(encoders[name], sample)[0])
-    onnx_passages = agreement(onnx.encode_queries(sample), fp32.encode(sample))
+    onnx_passages = agreement(onnx.encode(sample), fp32.encode(sample))
 
     # speed: one question at a time, paths interleaved
     asked = [json.loads(line)["question"] for line in QUESTIONS.read_text(encoding="utf-8").splitlines()

@@ -57,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write the figures as JSON")
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                         help="the build's PyTorch precision (default auto); raw encode is always fp32")
+    parser.add_argument("--passage-encoder", choices=("auto", "torch", "onnx"), default="auto",
+                        help="the build's passage encoder (default auto)")
     args = parser.parse_args(argv)
     count = args.articles or (40 if args.quick else 400)
     rounds = args.rounds or 2
@@ -65,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         scratch = Path(folder)
         articles = scratch / "articles"
         copy_articles(bbc_files(count), articles)
-        embedder = Embedder(batch_size=settings_for(articles, scratch).batch_size, precision=args.precision)
+        embedder = Embedder(batch_size=settings_for(articles, scratch).batch_size, precision=args.precision,
+                            passage_encoder=args.passage_encoder)
         embedder.encode(["Warm-up: the model loads and runs once before anything is timed."])
         pipeline: list[float] = []
         raw: list[float] = []

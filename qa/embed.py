@@ -9,6 +9,8 @@ Two fast paths, each chosen at run time and switchable by environment variable:
 - QA_EMBED_PRECISION=auto|fp32|bf16: PyTorch encodes under bfloat16 autocast where the CPU has
   native bf16 (avx512_bf16 / amx_bf16), the vectors agree with fp32 on probe texts and a timed batch
   is faster ("auto"); otherwise in fp32.
+- QA_PASSAGE_ENCODER=auto|torch|onnx: passages (builds) go through the fp32 ONNX graph instead of
+  PyTorch where a timed batch is faster ("auto"); its vectors match PyTorch fp32 (cosine 1.0).
 - QA_QUERY_ENCODER=auto|torch|onnx|onnx-int8: questions are encoded by the model exported to ONNX
   (`qa.onnx_encoder`, made locally on first need and cached) and run with onnxruntime, which needs
   no torch import; "auto" takes fp32 ONNX where its export agreed with PyTorch and was faster.
@@ -23,6 +25,7 @@ import os
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -51,7 +54,9 @@ logger = logging.getLogger(__name__)
 Vectors = npt.NDArray[np.float32]
 PRECISIONS = ("auto", "fp32", "bf16")
 QUERY_ENCODERS = ("auto", "torch", "onnx", "onnx-int8")
+PASSAGE_ENCODERS = ("auto", "torch", "onnx")
 BF16_AGREEMENT = 0.999  # min cosine of bf16 with fp32 vectors on the probe texts
+SPEED_BATCH = [f"{text} {PROBES[-1][:600]}" for text in PROBES] * 2  # 16 passage-length texts, timed
 BF16_GAIN = 0.95  # "auto" takes bf16 only when a timed batch takes at most this share of the fp32 time
 
 
@@ -96,7 +101,7 @@ def native_bf16() -> bool:
 class EncoderPaths:
     """Which path encodes what; "pending" until the first text of that kind is encoded.
 
-    passages: "torch-fp32" or "torch-bf16" (builds); questions: "torch", "onnx" or "onnx-int8".
+    passages: "torch-fp32", "torch-bf16" or "onnx" (builds); questions: "torch", "onnx" or "onnx-int8".
     notes: why a requested or automatic fast path is not in use, for people.
     """
 
@@ -118,6 +123,7 @@ class Embedder:
         show_progress: let sentence-transformers show its own progress bar on long runs.
         precision: "auto", "fp32" or "bf16" for PyTorch; defaults to $QA_EMBED_PRECISION or "auto".
         query_encoder: "auto", "torch", "onnx" or "onnx-int8"; defaults to $QA_QUERY_ENCODER or "auto".
+        passage_encoder: "auto", "torch" or "onnx"; defaults to $QA_PASSAGE_ENCODER or "auto".
 
     Raises:
         ConfigError: an unknown precision or query encoder.
@@ -130,12 +136,14 @@ class Embedder:
         show_progress: bool = False,
         precision: str | None = None,
         query_encoder: str | None = None,
+        passage_encoder: str | None = None,
     ) -> None:
         self.model_name = model
         self.batch_size = batch_size
         self.show_progress = show_progress
         self.precision = choice("QA_EMBED_PRECISION", precision, PRECISIONS)
         self.query_encoder = choice("QA_QUERY_ENCODER", query_encoder, QUERY_ENCODERS)
+        self.passage_encoder = choice("QA_PASSAGE_ENCODER", passage_encoder, PASSAGE_ENCODERS)
         self.batches = 0  # forward passes run so far
         self.texts_embedded = 0  # passages embedded so far: tests and benchmarks count them
         self.queries_embedded = 0
@@ -143,6 +151,7 @@ class Embedder:
         self._model: SentenceTransformer | None = None
         self._tokenizer: object | None = None
         self._bf16: bool | None = None  # decided on the first PyTorch encode
+        self._passage_path: str | None = None  # decided on the first passage batch
         self._question_path: str | None = None  # decided on the first question
         self._onnx: dict[str, OnnxEncoder] = {}
         self._notes: list[str] = []
@@ -198,8 +207,7 @@ class Embedder:
 
     def paths(self) -> EncoderPaths:
         """Which path encodes passages and questions (without deciding anything not yet decided)."""
-        passages = "pending" if self._bf16 is None else ("torch-bf16" if self._bf16 else "torch-fp32")
-        return EncoderPaths(passages, self._question_path or "pending", tuple(self._notes))
+        return EncoderPaths(self._passage_path or "pending", self._question_path or "pending", tuple(self._notes))
 
     def warm_up(self) -> None:
         """Decide the question path and run it once, so the first question is quick.
@@ -224,6 +232,8 @@ class Embedder:
                 vectors = self._onnx_encoder("onnx").encode(texts, self.batch_size)
             except OnnxUnavailable as error:
                 self._refuse("onnx", str(error))
+        if vectors is None and self._choose_passage_path() == "onnx":
+            vectors = self._onnx["onnx"].encode(texts, self.batch_size)
         if vectors is None:
             vectors = self._torch_encode(texts)
         self.batches += -(-len(texts) // self.batch_size)
@@ -272,6 +282,36 @@ class Embedder:
                 logger.info("PyTorch encodes in %s", "bf16" if self._bf16 else "fp32")
             return self._bf16
 
+    def _choose_passage_path(self) -> str:
+        with self._paths_lock:
+            if self._passage_path is None:
+                self._passage_path = self._try_passage_path()
+                logger.info("passages are encoded with %s", self._passage_path)
+            return self._passage_path
+
+    def _try_passage_path(self) -> str:
+        """"onnx" when asked for (or "auto" and faster than PyTorch in its precision) and available."""
+        encoder = None
+        if self.passage_encoder != "torch":
+            try:
+                encoder = self._onnx_encoder("onnx")
+            except OnnxUnavailable as error:
+                self._refuse("onnx", str(error))
+                encoder = None
+            if encoder is not None and self.passage_encoder == "onnx":
+                return "onnx"
+        torch_path = "torch-bf16" if self._choose_precision() else "torch-fp32"
+        if self.passage_encoder == "torch" or encoder is None:
+            return torch_path
+        torch_seconds = onnx_seconds = float("inf")
+        for _ in range(2):  # alternate, best of two: the CPU may be shared
+            torch_seconds = min(torch_seconds, _seconds(self._torch_encode, SPEED_BATCH))
+            onnx_seconds = min(onnx_seconds, _seconds(encoder.encode, SPEED_BATCH))
+        if onnx_seconds < BF16_GAIN * torch_seconds:
+            return "onnx"
+        self._notes.append(f"onnx passages not faster here ({onnx_seconds:.2f} s vs {torch_seconds:.2f} s)")
+        return torch_path
+
     def _try_bf16(self) -> bool:
         if self.precision == "fp32":
             return False
@@ -284,15 +324,10 @@ class Embedder:
             return self._refuse("bf16", f"its vectors disagree with fp32 (min cosine {found['min']:.5f})")
         if self.precision == "bf16":
             return True
-        batch = [f"{text} {PROBES[-1][:600]}" for text in PROBES] * 2  # 16 passage-length texts
         fp32 = bf16 = float("inf")
         for _ in range(2):  # alternate, best of two: the CPU may be shared
-            started = time.perf_counter()
-            self._torch_encode(batch, bf16=False)
-            fp32 = min(fp32, time.perf_counter() - started)
-            started = time.perf_counter()
-            self._torch_encode(batch, bf16=True)
-            bf16 = min(bf16, time.perf_counter() - started)
+            fp32 = min(fp32, _seconds(lambda texts: self._torch_encode(texts, bf16=False), SPEED_BATCH))
+            bf16 = min(bf16, _seconds(lambda texts: self._torch_encode(texts, bf16=True), SPEED_BATCH))
         if bf16 > BF16_GAIN * fp32:
             self._notes.append(f"bf16 not faster here ({bf16:.2f} s vs {fp32:.2f} s fp32)")
             return False
@@ -304,7 +339,7 @@ class Embedder:
         if note in self._notes:
             return False
         self._notes.append(note)
-        if path in (self.precision, self.query_encoder):
+        if path in (self.precision, self.query_encoder, self.passage_encoder):
             logger.warning("%s was asked for, but %s; using %s instead", path, reason,
                            "fp32" if path == "bf16" else "PyTorch")
         return False
@@ -373,6 +408,12 @@ class Embedder:
         meta = export(self.model, folder, lambda texts: self._torch_encode(texts, bf16=False))
         self.exports += 1
         return meta
+
+
+def _seconds(encode: Callable[[list[str]], object], texts: list[str]) -> float:
+    started = time.perf_counter()
+    encode(texts)
+    return time.perf_counter() - started
 
 
 def _normalized(vectors: npt.NDArray[np.generic]) -> Vectors:

@@ -42,7 +42,7 @@ def cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 @pytest.fixture(scope="module")
 def fp32() -> Embedder:
     """The reference: PyTorch in fp32 for everything."""
-    return Embedder(precision="fp32", query_encoder="torch")
+    return Embedder(precision="fp32", query_encoder="torch", passage_encoder="torch")
 
 
 @pytest.fixture
@@ -65,7 +65,7 @@ def test_int8_questions_stay_close_to_fp32_pytorch(use_cache: Path, fp32: Embedd
 
 @pytest.mark.skipif(not embed.native_bf16(), reason="this CPU has no native bfloat16")
 def test_bf16_passages_agree_with_fp32(fp32: Embedder) -> None:
-    bf16 = Embedder(precision="bf16", query_encoder="torch")
+    bf16 = Embedder(precision="bf16", query_encoder="torch", passage_encoder="torch")
     found = agreement(bf16.encode(SENTENCES), fp32.encode(SENTENCES))
     assert found["min"] >= 0.999 and bf16.paths().passages == "torch-bf16"
 
@@ -109,6 +109,7 @@ def test_when_no_export_can_be_made_questions_fall_back_to_pytorch_with_a_warnin
 def test_environment_variables_choose_the_paths(use_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("QA_EMBED_PRECISION", "FP32")
     monkeypatch.setenv("QA_QUERY_ENCODER", "torch")
+    monkeypatch.setenv("QA_PASSAGE_ENCODER", "torch")
     plain = Embedder()
     plain.encode(SENTENCES[:1])
     plain.encode_query(SENTENCES[0])
@@ -120,7 +121,17 @@ def test_environment_variables_choose_the_paths(use_cache: Path, monkeypatch: py
     assert fast.paths().questions == "onnx"
 
 
-@pytest.mark.parametrize(("variable", "value"), [("QA_EMBED_PRECISION", "fp16"), ("QA_QUERY_ENCODER", "gpu")])
+def test_onnx_passages_agree_with_fp32_pytorch(
+    use_cache: Path, fp32: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("QA_PASSAGE_ENCODER", "onnx")
+    onnx = Embedder(query_encoder="torch")
+    found = agreement(onnx.encode(SENTENCES), fp32.encode(SENTENCES))
+    assert found["min"] >= 0.9999 and onnx.paths().passages == "onnx" and onnx.texts_embedded == len(SENTENCES)
+
+
+@pytest.mark.parametrize(("variable", "value"), [("QA_EMBED_PRECISION", "fp16"), ("QA_QUERY_ENCODER", "gpu"),
+                                                      ("QA_PASSAGE_ENCODER", "tensorrt")])
 def test_an_unknown_choice_is_a_config_error(monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> None:
     monkeypatch.setenv(variable, value)
     with pytest.raises(ConfigError, match=f"{variable}='{value}' is not a choice; use one of auto"):
@@ -129,7 +140,7 @@ def test_an_unknown_choice_is_a_config_error(monkeypatch: pytest.MonkeyPatch, va
 
 def test_bf16_is_refused_on_a_cpu_without_native_bf16(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(embed, "native_bf16", lambda: False)
-    asked = Embedder(precision="bf16", query_encoder="torch")
+    asked = Embedder(precision="bf16", query_encoder="torch", passage_encoder="torch")
     asked.encode(SENTENCES[:1])
     assert asked.paths().passages == "torch-fp32" and "no native bfloat16" in asked.paths().summary()
 
