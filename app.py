@@ -111,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from qa.web import ChatApp
 
         app = ChatApp(library, sources=settings.sources, watch=settings.watch_seconds or None)
-        library.embedder.model  # noqa: B018  load the model now, so the first question is quick
+        library.embedder.warm_up()  # the question encoder now (ONNX: without torch), so the first question is quick
         print(f"Serving {library.settings.articles_dir} on http://{host}:{port}", file=sys.stderr)
         app.launch(host=host, port=port, auth=auth, block=True, synced=report is not None)
     except QAError as error:

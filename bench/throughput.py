@@ -55,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--articles", type=int, help="number of BBC articles (default 400; 40 with --quick)")
     parser.add_argument("--rounds", type=int, help="rounds, alternating the order (default 2)")
     parser.add_argument("--json", type=Path, help="write the figures as JSON")
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                        help="the build's PyTorch precision (default auto); raw encode is always fp32")
+    parser.add_argument("--passage-encoder", choices=("auto", "torch", "onnx"), default="auto",
+                        help="the build's passage encoder (default auto)")
     args = parser.parse_args(argv)
     count = args.articles or (40 if args.quick else 400)
     rounds = args.rounds or 2
@@ -63,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         scratch = Path(folder)
         articles = scratch / "articles"
         copy_articles(bbc_files(count), articles)
-        embedder = Embedder(batch_size=settings_for(articles, scratch).batch_size)
+        embedder = Embedder(batch_size=settings_for(articles, scratch).batch_size, precision=args.precision,
+                            passage_encoder=args.passage_encoder)
         embedder.encode(["Warm-up: the model loads and runs once before anything is timed."])
         pipeline: list[float] = []
         raw: list[float] = []
@@ -103,8 +108,10 @@ def main(argv: list[str] | None = None) -> int:
         "raw_encode_chunked_seconds": [round(s, 2) for s in chunked],
         "headline_check_seconds": round(health, 2),
         "peak_rss_mb": round(peak_rss_mb()),
+        "build_path": embedder.paths().summary(),
     }
-    print(f"{count} BBC articles, {passages} passages, batch {embedder.batch_size}, {rounds} rounds (medians)\n")
+    print(f"{count} BBC articles, {passages} passages, batch {embedder.batch_size}, {rounds} rounds (medians); "
+          f"build: {embedder.paths().summary()}, raw: fp32\n")
     print("| what | seconds | passages/s | vs raw |\n|---|---:|---:|---:|")
     for name, values in (("raw `model.encode` (one call)", raw),
                          (f"raw `model.encode` in chunks of {EMBED_CHUNK}", chunked),

