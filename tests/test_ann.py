@@ -24,6 +24,12 @@ QUESTIONS = (
 
 
 @pytest.fixture
+def library(faiss_library: Library) -> Library:
+    """These tests are about FAISS index layouts: the FAISS store only."""
+    return faiss_library
+
+
+@pytest.fixture
 def ivf_library(articles: Path, tmp_path: Path, embedder: Embedder) -> Iterator[Library]:
     """A library over the fixture articles whose FAISS index is an IVF index."""
     lib = Library(Settings(articles_dir=articles, index_dir=tmp_path / "ivf", faiss_index=IVF), embedder=embedder)
