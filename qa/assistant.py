@@ -103,6 +103,8 @@ class Library:
             "model": manifest.get("model"),
             "built_at": manifest.get("built_at"),
             "health": manifest.get("health"),
+            "embedding": self.embedder.paths().summary(),
+            "store": self.settings.index_location,
         }
 
 

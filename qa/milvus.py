@@ -14,7 +14,7 @@ Four collections share a name prefix (default `qa`):
 (Milvus needs a vector field in every collection: the last two small ones carry a 2-d zero.)
 
 Milvus has no multi-collection transactions. A sync first writes the ids of the articles it
-is about to change to the manifest (`pending`); those articles count as not indexed until the
+is about to change to the manifest (`pending:` rows); those articles count as not indexed until the
 sync finishes, and the next sync clears whatever an interrupted one left of them. Readers may
 see an article's passages missing for the moment of a sync (FAISS readers see the old index).
 Only this module imports pymilvus.
@@ -44,6 +44,7 @@ logger = logging.getLogger(__name__)
 TEXT_LIMIT = 65_535  # Milvus VARCHAR limit (bytes)
 FIELD_LIMIT = 2_048
 BATCH = 500
+PENDING = "pending:"  # manifest keys of the articles an unfinished sync is changing
 _PASSAGE_FIELDS = ["row", "article_id", "body_hash", "ordinal", "start", "end", "paragraph", "text"]
 _ARTICLE_FIELDS = ["article_id", "record_hash", "body_hash", "title", "source", "url", "date", "author", "publisher"]
 
@@ -117,17 +118,26 @@ class MilvusStore:
         if not self._has("meta"):
             return {}
         rows = self._query("meta", "", ["key", "value"])
-        return {row["key"]: json.loads(row["value"]) for row in rows if row["key"] != "pending"}
+        return {row["key"]: json.loads(row["value"]) for row in rows if not row["key"].startswith(PENDING)}
 
     def note(self, key: str, value: Any) -> None:
         self._ensure_meta()
         self.client.upsert(self._name("meta"), [{"key": key, "value": json.dumps(value), "v": [0.0, 0.0]}])
 
     def _pending(self) -> list[str]:
+        """Ids of the articles an unfinished sync was changing."""
         if not self._has("meta"):
             return []
-        rows = self._query("meta", 'key == "pending"', ["value"])
-        return json.loads(rows[0]["value"]) if rows else []
+        return [json.loads(row["value"]) for row in self._query("meta", f'key like "{PENDING}%"', ["value"])]
+
+    def _mark_pending(self, article_ids: list[str]) -> None:
+        """One manifest row per article (a list in one row would outgrow Milvus's VARCHAR limit)."""
+        rows = [
+            {"key": PENDING + digest(article_id), "value": json.dumps(article_id), "v": [0.0, 0.0]}
+            for article_id in article_ids
+        ]
+        for chunk in _chunks(rows, BATCH):
+            self.client.upsert(self._name("meta"), chunk)
 
     def inspect(self) -> tuple[str, str] | None:
         return None  # Milvus keeps its own files consistent
@@ -192,7 +202,7 @@ class MilvusStore:
         self._ensure_meta()
         upserts = {article.article_id: article for article in change.upsert_articles}
         touched = sorted(set(self._pending()) | set(change.delete_articles) | set(upserts))
-        self.note("pending", touched)
+        self._mark_pending(touched)
         reused = self._rows_of_bodies(
             {a.body_hash for a in upserts.values()} - {p.body_hash for p in change.new_passages}
         )
@@ -220,7 +230,7 @@ class MilvusStore:
         }
         for key, value in manifest.items():
             self.note(key, value)
-        self.client.delete(self._name("meta"), ids=["pending"])
+        self.client.delete(self._name("meta"), filter=f'key like "{PENDING}%"')
         self._prune_cache()
 
     def refit_faiss(self) -> bool:

@@ -32,7 +32,9 @@ def test_a_faiss_index_moves_to_milvus_lite_without_embedding(faiss_library: Lib
     moved = Library(replace(faiss_library.settings, store=target), embedder=Embedder())
     assert moved.sync().passages_embedded == 0
     for question, hits in expected.items():
-        assert [hit.to_json() for hit in moved.retrieve(question, k=3)] == hits
+        found = [hit.to_json() for hit in moved.retrieve(question, k=3)]
+        assert [{**hit, "score": 0} for hit in found] == [{**hit, "score": 0} for hit in hits]
+        assert [hit["score"] for hit in found] == pytest.approx([hit["score"] for hit in hits], rel=1e-4)
     assert moved.embedder.texts_embedded == 0 and moved.store.check() == []
     moved.store.close()
 
@@ -68,7 +70,7 @@ def test_an_interrupted_milvus_sync_is_finished_by_the_next_one(articles: Path, 
     library = Library(settings, embedder=embedder)
     library.sync()
     # What a sync killed half-way leaves: the article marked pending, its record and rows gone.
-    library.store.note("pending", ["ecb-rates.md"])
+    library.store._mark_pending(["ecb-rates.md"])
     library.store.client.delete("qa_articles", ids=["ecb-rates.md"])
     library.store.client.delete("qa_passages", filter='article_id == "ecb-rates.md"')
     assert any("interrupted" in problem for problem in library.store.check())
