@@ -120,7 +120,10 @@ class Splitter:
         text = body[start:end]
         found: list[tuple[int, int]] = []
         cursor = 0
-        for sentence in self._segmenter.segment(text):  # type: ignore[attr-defined]
+        # The segmenter's own `segment()` maps each sentence back to the text with one new regex per
+        # sentence, which also flushes Python's regex cache (so pysbd's rule patterns get compiled again
+        # for every paragraph): its processor gives the same sentences, found below with str.find.
+        for sentence in self._segmenter.processor(text).process():  # type: ignore[attr-defined]
             piece = sentence.strip()
             if not piece:
                 continue
