@@ -6,10 +6,14 @@ Copies the first N BBC News articles (sorted paths; 400 by default, 40 with `--q
 temporary folder. Each round times a full `Library.sync()` into a fresh index (read, split,
 embed, BM25, FAISS, SQLite, the headline self-check) and, with the same loaded model
 (`library.embedder.model`), `model.encode` on exactly the passage texts the build embedded, at the
-same batch size, in one call ("raw") and in the pipeline's chunks of `qa.build.EMBED_CHUNK`
-("raw, chunked"; first round only with `--quick`). Rounds alternate the order (build first, then
-raw first) because the machine is shared and noisy; figures are medians over rounds. The model is
-loaded and warmed before anything is timed.
+same batch size: in one call ("raw", which sorts the texts by characters into batches), and
+in the pipeline's batches, longest first by token count, one batch a call ("raw, token-sorted";
+the counting not timed; first round only with `--quick`). Rounds alternate the order
+(build first, then raw first) because the machine is shared and noisy; figures are medians over
+rounds, and the ratio per round compares figures taken a few seconds apart. The build's time is
+also split at its first and last progress call: before embedding (read, split), embedding
+(with the vector cache), after (BM25, FAISS, SQLite, self-check). The model is loaded and warmed
+before anything is timed.
 """
 
 from __future__ import annotations
@@ -21,27 +25,33 @@ import time
 from pathlib import Path
 
 from qa import Library
-from qa.build import EMBED_CHUNK
 from qa.embed import Embedder
 from qa.health import headline_check
 
 from .corpus import bbc_files, copy_articles, median, peak_rss_mb, settings_for, write_json
 
 
-def build_once(articles: Path, scratch: Path, embedder: Embedder, round_number: int) -> tuple[float, Library]:
-    """Seconds for a full sync into a fresh index, and the library that built it."""
+def build_once(
+    articles: Path, scratch: Path, embedder: Embedder, round_number: int
+) -> tuple[float, tuple[float, float, float], Library]:
+    """Seconds for a full sync into a fresh index, split (before, during, after embedding), and its library."""
     library = Library(settings_for(articles, scratch / f"index-{round_number}"), embedder=embedder)
+    calls: list[float] = []
     started = time.perf_counter()
-    report = library.sync()
-    seconds = time.perf_counter() - started
+    report = library.sync(progress=lambda done, total: calls.append(time.perf_counter()))
+    ended = time.perf_counter()
     if report.passages_embedded != report.passages_total:
         raise RuntimeError(f"expected a build from scratch, got: {report.summary()}")
-    return seconds, library
+    phases = (calls[0] - started, calls[-1] - calls[0], ended - calls[-1])
+    return ended - started, phases, library
 
 
 def encode_seconds(embedder: Embedder, texts: list[str], chunk: int) -> float:
-    """Seconds for `model.encode` over `texts`, `chunk` texts per call."""
+    """Seconds for `model.encode` over `texts`, `chunk` texts per call (longest in tokens first when chunked)."""
     model = embedder.model
+    if chunk < len(texts):
+        tokens = {text: embedder.count_tokens(text) for text in texts}
+        texts = sorted(texts, key=lambda text: -tokens[text])
     started = time.perf_counter()
     for start in range(0, len(texts), chunk):
         model.encode(texts[start : start + chunk], batch_size=embedder.batch_size, normalize_embeddings=True,
@@ -66,21 +76,23 @@ def main(argv: list[str] | None = None) -> int:
         embedder = Embedder(batch_size=settings_for(articles, scratch).batch_size)
         embedder.encode(["Warm-up: the model loads and runs once before anything is timed."])
         pipeline: list[float] = []
+        phases: list[tuple[float, float, float]] = []
         raw: list[float] = []
-        chunked: list[float] = []
+        token_sorted: list[float] = []
         texts: list[str] = []
         health: float = 0.0
         for number in range(rounds):
             raw_first = number % 2 == 1  # round 0 builds first: it tells which texts the build embeds
             if raw_first:
                 raw.append(encode_seconds(embedder, texts, len(texts)))
-            seconds, library = build_once(articles, scratch, embedder, number)
+            seconds, split, library = build_once(articles, scratch, embedder, number)
             pipeline.append(seconds)
+            phases.append(split)
             texts = [text for (text,) in library.store.db.execute("SELECT text FROM passages ORDER BY row")]
             if not raw_first:
                 raw.append(encode_seconds(embedder, texts, len(texts)))
             if number == 0 or not args.quick:
-                chunked.append(encode_seconds(embedder, texts, EMBED_CHUNK))
+                token_sorted.append(encode_seconds(embedder, texts, embedder.batch_size))
             if number == 0:
                 started = time.perf_counter()
                 headline_check(library.store, embedder, library.settings.mode)
@@ -97,21 +109,29 @@ def main(argv: list[str] | None = None) -> int:
         "raw_encode_passages_per_s": round(passages / median(raw), 2),
         "ratio": round(median(raw) / median(pipeline), 3),
         "ratio_per_round": [round(r / b, 3) for r, b in zip(raw, pipeline, strict=True)],
-        "raw_encode_chunked_passages_per_s": round(passages / median(chunked), 2),
+        "raw_encode_token_sorted_passages_per_s": round(passages / median(token_sorted), 2),
         "pipeline_seconds": [round(s, 2) for s in pipeline],
         "raw_encode_seconds": [round(s, 2) for s in raw],
-        "raw_encode_chunked_seconds": [round(s, 2) for s in chunked],
+        "raw_encode_token_sorted_seconds": [round(s, 2) for s in token_sorted],
+        "pipeline_phase_seconds": {
+            name: [round(split[at], 2) for split in phases]
+            for at, name in enumerate(("before_embedding", "embedding", "after_embedding"))
+        },
         "headline_check_seconds": round(health, 2),
         "peak_rss_mb": round(peak_rss_mb()),
     }
     print(f"{count} BBC articles, {passages} passages, batch {embedder.batch_size}, {rounds} rounds (medians)\n")
     print("| what | seconds | passages/s | vs raw |\n|---|---:|---:|---:|")
     for name, values in (("raw `model.encode` (one call)", raw),
-                         (f"raw `model.encode` in chunks of {EMBED_CHUNK}", chunked),
+                         ("raw `model.encode`, token-sorted batches", token_sorted),
                          ("full build (`Library.sync`)", pipeline)):
         print(f"| {name} | {median(values):.1f} | {passages / median(values):.1f} | "
               f"{median(raw) / median(values):.2f} |")
-    print(f"\nof which the headline self-check after the build: {health:.1f} s")
+    before, during, after = (median([split[at] for split in phases]) for at in range(3))
+    print(f"\nthe build's time: {before:.1f} s before embedding (read, split), {during:.1f} s embedding, "
+          f"{after:.1f} s after (BM25, FAISS, SQLite, self-check)")
+    print(f"ratio per round (raw / build): {', '.join(f'{r / b:.2f}' for r, b in zip(raw, pipeline, strict=True))}")
+    print(f"of which the headline self-check after the build: {health:.1f} s")
     write_json(args.json, result)
     return 0
 
