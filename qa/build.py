@@ -196,14 +196,16 @@ def sync(
             settings.passage_words, settings.overlap_sentences, min(settings.max_tokens, embedder.max_tokens),
             count_tokens=embedder.count_tokens, whole=not settings.split,
         )
-        passages = [p for key, text in new_bodies.items() for p in splitter.split(text, key)]
+        counted = [pair for key, text in new_bodies.items() for pair in splitter.split_counted(text, key)]
+        passages = [passage for passage, _ in counted]
         titles: dict[str, str] = {}
         for article in sorted(current.values(), key=lambda a: a.article_id):
             titles.setdefault(article.body_hash, article.title)
         titled = [f"{titles[p.body_hash]}\n{p.text}" for p in passages]
         to_embed = titled if settings.title_in_vectors else [p.text for p in passages]
         keys = [digest(f"{settings.model}\x1f{text}") for text in to_embed]
-        vectors, embedded, cached = _vectors(store, embedder, to_embed, keys, progress)
+        lengths = [tokens for _, tokens in counted]
+        vectors, embedded, cached = _vectors(store, embedder, to_embed, keys, lengths, progress)
         new_terms = terms(titled if settings.title_in_terms else [p.text for p in passages])
         removed_passages = store.counts()["passages"] if reason else _passage_count(store, old_bodies)
 
@@ -246,11 +248,16 @@ def sync(
 
 
 def _vectors(
-    store: Store, embedder: Embedder, texts: list[str], keys: list[str], progress: Progress | None
+    store: Store,
+    embedder: Embedder,
+    texts: list[str],
+    keys: list[str],
+    lengths: list[int],
+    progress: Progress | None,
 ) -> tuple[np.ndarray, int, int]:
     """Vectors for `texts` in order: from the cache where they are, embedded (and cached) where not.
 
-    The missing texts are embedded longest first by the model's token count, one batch per
+    The missing texts are embedded longest first by `lengths` (word pieces), one batch per
     `encode` call, so a batch pads its texts to about their own length. (`encode` sorts a call's
     texts by characters, which leaves about a sixth of the token slots padding on news passages.)
     Every chunk of `EMBED_CHUNK` passages is cached at once.
@@ -260,9 +267,8 @@ def _vectors(
     """
     cached = store.cached_vectors(keys)
     text_of = dict(zip(keys, texts, strict=True))
-    missing = [key for key in text_of if key not in cached]
-    tokens = {key: embedder.count_tokens(text_of[key]) for key in missing}
-    missing.sort(key=lambda key: -tokens[key])
+    length_of = dict(zip(keys, lengths, strict=True))
+    missing = sorted((key for key in text_of if key not in cached), key=lambda key: -length_of[key])
     found, needed = len(cached), len(text_of)
     batch = embedder.batch_size
     chunk = EMBED_CHUNK // batch * batch if EMBED_CHUNK >= batch else EMBED_CHUNK

@@ -218,7 +218,6 @@ class ProgressLine:
         self.live = stream.isatty()
         self.every = every if not self.live else redraw
         self.meter = ProgressMeter(clock)
-        self.lines = 0  # progress lines written so far
         self.shown_at: float | None = None
         self.drawn = False  # a live line is on the screen, without its newline
 
@@ -250,4 +249,3 @@ class ProgressLine:
             self.close()
             self.stream.write(line + "\n")
         self.stream.flush()
-        self.lines += 1

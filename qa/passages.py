@@ -67,9 +67,18 @@ class Splitter:
 
     def split(self, body: str, body_hash: str) -> list[Passage]:
         """Passages of `body`, in order; `body[p.start:p.end] == p.text` for each."""
+        return [passage for passage, _ in self.split_counted(body, body_hash)]
+
+    def split_counted(self, body: str, body_hash: str) -> list[tuple[Passage, int]]:
+        """Passages of `body` with their length in word pieces, special tokens excluded.
+
+        The length is the sum over the passage's sentences (what the budget counts); with
+        `whole`, a word-based estimate. The build embeds the longest passages first with it.
+        """
         if self.whole:
             start, end = len(body) - len(body.lstrip()), len(body.rstrip())
-            return [Passage(body_hash, 0, start, end, 0, body[start:end])] if end > start else []
+            text = body[start:end]
+            return [(Passage(body_hash, 0, start, end, 0, text), estimate_tokens(text))] if end > start else []
         units = self.sentences(body)
         windows: list[tuple[int, int]] = []
         first = 0
@@ -80,13 +89,16 @@ class Splitter:
                 break
             first = max(first + 1, last + 1 - self.overlap)
         return [
-            Passage(
-                body_hash=body_hash,
-                ordinal=ordinal,
-                start=units[a].start,
-                end=units[b].end,
-                paragraph=units[a].paragraph,
-                text=body[units[a].start : units[b].end],
+            (
+                Passage(
+                    body_hash=body_hash,
+                    ordinal=ordinal,
+                    start=units[a].start,
+                    end=units[b].end,
+                    paragraph=units[a].paragraph,
+                    text=body[units[a].start : units[b].end],
+                ),
+                sum(unit.tokens for unit in units[a : b + 1]),
             )
             for ordinal, (a, b) in enumerate(windows)
         ]
