@@ -108,3 +108,12 @@ def test_sentences_are_the_ones_pysbd_segment_finds(articles: Path) -> None:
         pieces = [sentence.strip() for a, b in paragraphs(body) for sentence in segmenter.segment(body[a:b])]
         expected = [piece for piece in pieces if piece]
         assert [body[span.start : span.end] for span in splitter.sentences(body)] == expected
+
+
+def test_each_passage_comes_with_its_length_in_word_pieces(articles: Path, embedder: Embedder) -> None:
+    """The build embeds the longest passages first by this count: it is the tokenizer's own."""
+    splitter = Splitter(words=40, max_tokens=embedder.max_tokens, count_tokens=embedder.count_tokens)
+    counted = [pair for article in load_folder(articles).articles for pair in splitter.split_counted(article.text, "h")]
+    assert len(counted) > 10
+    for passage, tokens in counted:
+        assert tokens == embedder.count_tokens(passage.text)
