@@ -19,7 +19,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from qa import Library, QAError, Settings  # noqa: E402
 from qa.build import SyncReport  # noqa: E402
-from qa.cli import configure_logging  # noqa: E402
+from qa.cli import ProgressLine, configure_logging  # noqa: E402
 from qa.config import env_int  # noqa: E402
 from qa.errors import BusyError  # noqa: E402
 
@@ -85,12 +85,15 @@ def prepare(library: Library) -> SyncReport | None:
     Returns None when another process is writing the index: the existing index is served, and the
     folder watch syncs once that process is done.
     """
+    shown = ProgressLine(sys.stderr)  # a first build of a big folder takes minutes: passages/s and ETA
     try:
-        report = library.sync()
+        report = library.sync(progress=shown)
     except BusyError as error:
         library.ensure_index()  # serves the existing index, or raises when there is none yet
         print(f"warning: {error} Serving the index as it is for now.", file=sys.stderr)
         return None
+    finally:
+        shown.close()
     for problem in report.problems:
         print(f"{'skipped' if problem.skipped else 'warning'}: {problem}", file=sys.stderr)
     print(report.summary(), file=sys.stderr)

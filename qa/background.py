@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .articles import SUFFIXES
+from .build import ProgressMeter
 from .errors import QAError
 
 if TYPE_CHECKING:
@@ -33,8 +34,10 @@ class SyncState:
     """What the background sync is doing and what it did last."""
 
     running: bool = False
-    done: int = 0  # passages embedded so far in the running sync
-    total: int = 0  # passages the running sync has to embed
+    done: int = 0  # passages of the running sync with a vector so far (already embedded ones included)
+    total: int = 0  # passages the running sync needs vectors for
+    rate: float | None = None  # passages embedded a second in the running sync, once known
+    eta: float | None = None  # seconds the running sync's embedding has left, once known
     finished: int = 0  # syncs completed (successfully or not) since start
     report: SyncReport | None = None  # of the last successful sync
     error: str | None = None  # of the last sync, when it failed
@@ -78,6 +81,7 @@ class BackgroundSync:
         self._wanted = 0  # the number of completed syncs that satisfies every request so far
         self._seen: Signature | None = None  # the folder as the last successful sync read it
         self._thread: threading.Thread | None = None
+        self._meter = ProgressMeter()  # of the running sync
 
     @property
     def state(self) -> SyncState:
@@ -128,7 +132,8 @@ class BackgroundSync:
                 self._run(signature)
 
     def _run(self, signature: Signature) -> None:
-        self._update(running=True, done=0, total=0)
+        self._meter = ProgressMeter()
+        self._update(running=True, done=0, total=0, rate=None, eta=None)
         started = time.perf_counter()
         try:
             report = self.library.sync(progress=self._progress)
@@ -148,7 +153,8 @@ class BackgroundSync:
                      finished_at=time.time())
 
     def _progress(self, done: int, total: int) -> None:
-        self._update(done=done, total=total)
+        self._meter(done, total)
+        self._update(done=done, total=total, rate=self._meter.rate, eta=self._meter.eta)
 
     def _update(self, **changes: object) -> None:
         with self._changed:

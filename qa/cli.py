@@ -8,13 +8,14 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import TextIO
 
 from .assistant import Library
 from .backends import copy_index
-from .build import embed_share
+from .build import ProgressMeter, embed_share
 from .config import Settings
 from .errors import ConfigError, QAError, QuestionError
 from .schema import Filters, Hit
@@ -140,9 +141,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run_index(library: Library, rebuild: bool) -> int:
-    bar = _ProgressBar()
-    report = library.sync(rebuild=rebuild, progress=bar)
-    bar.close()
+    shown = ProgressLine(sys.stderr)
+    try:
+        report = library.sync(rebuild=rebuild, progress=shown)
+    finally:
+        shown.close()
     for problem in report.problems:
         print(f"{'skipped' if problem.skipped else 'warning'}: {problem}", file=sys.stderr)
     print(report.summary())
@@ -186,9 +189,11 @@ def _share(text: str) -> tuple[int, int]:
 def run_worker(library: Library, worker: int, workers: int) -> int:
     """Embed one share of what the next sync needs into the vector cache (see `qa.build.embed_share`)."""
     started = time.perf_counter()
-    bar = _ProgressBar()
-    embedded = embed_share(library.settings, library.store, library.embedder, worker, workers, progress=bar)
-    bar.close()
+    shown = ProgressLine(sys.stderr)
+    try:
+        embedded = embed_share(library.settings, library.store, library.embedder, worker, workers, progress=shown)
+    finally:
+        shown.close()
     seconds = time.perf_counter() - started
     print(f"Worker {worker + 1}/{workers}: {embedded} passages embedded in {seconds:.1f} s "
           f"({embedded / seconds:.1f} passages/s). Run `python -m qa index` once every worker is done.")
@@ -247,22 +252,49 @@ def format_hit(hit: Hit) -> str:
     return "\n".join(lines) + "\n"
 
 
-class _ProgressBar:
-    """A tqdm bar on standard error for long embedding runs (passages/s and ETA)."""
+class ProgressLine:
+    """Embedding progress on `stream`: passages/s and ETA, and how many passages a resumed build kept.
 
-    def __init__(self) -> None:
-        self._bar: object | None = None
+    On a terminal one line is redrawn (at most every `redraw` seconds); elsewhere (a log, a pipe)
+    a line is written after the first chunk, then at most every `every` seconds, then at the end.
+    `clock`: monotonic seconds (`time.monotonic` by default).
+    """
+
+    def __init__(
+        self, stream: TextIO, every: float = 30.0, redraw: float = 0.25, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.stream = stream
+        self.live = stream.isatty()
+        self.every = every if not self.live else redraw
+        self.meter = ProgressMeter(clock)
+        self.shown_at: float | None = None
+        self.drawn = False  # a live line is on the screen, without its newline
 
     def __call__(self, done: int, total: int) -> None:
-        if total == 0:
+        first = self.meter.already is None
+        self.meter(done, total)
+        if first:
+            if 0 < done < total:
+                self._write(f"resuming: {done:,} of {total:,} passages already embedded")
+            self.shown_at = self.meter.last if self.live else None  # elsewhere: a line after the first chunk
             return
-        if self._bar is None:
-            from tqdm import tqdm
-
-            self._bar = tqdm(total=total, unit="passage", desc="embedding", file=sys.stderr, disable=total < 64)
-        self._bar.n = done  # type: ignore[attr-defined]
-        self._bar.refresh()  # type: ignore[attr-defined]
+        due = self.shown_at is None or self.meter.last - self.shown_at >= self.every
+        if due or self.meter.finished:
+            self.shown_at = self.meter.last
+            self._write(self.meter.line(), live=self.live)
 
     def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()  # type: ignore[attr-defined]
+        """End a live line (after the last update, or an interruption)."""
+        if self.drawn:
+            self.stream.write("\n")
+            self.stream.flush()
+            self.drawn = False
+
+    def _write(self, line: str, live: bool = False) -> None:
+        if live:
+            self.stream.write(f"\r\x1b[2K{line}")
+            self.drawn = True
+        else:
+            self.close()
+            self.stream.write(line + "\n")
+        self.stream.flush()

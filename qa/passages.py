@@ -67,9 +67,18 @@ class Splitter:
 
     def split(self, body: str, body_hash: str) -> list[Passage]:
         """Passages of `body`, in order; `body[p.start:p.end] == p.text` for each."""
+        return [passage for passage, _ in self.split_counted(body, body_hash)]
+
+    def split_counted(self, body: str, body_hash: str) -> list[tuple[Passage, int]]:
+        """Passages of `body` with their length in word pieces, special tokens excluded.
+
+        The length is the sum over the passage's sentences (what the budget counts); with
+        `whole`, a word-based estimate. The build embeds the longest passages first with it.
+        """
         if self.whole:
             start, end = len(body) - len(body.lstrip()), len(body.rstrip())
-            return [Passage(body_hash, 0, start, end, 0, body[start:end])] if end > start else []
+            text = body[start:end]
+            return [(Passage(body_hash, 0, start, end, 0, text), estimate_tokens(text))] if end > start else []
         units = self.sentences(body)
         windows: list[tuple[int, int]] = []
         first = 0
@@ -80,13 +89,16 @@ class Splitter:
                 break
             first = max(first + 1, last + 1 - self.overlap)
         return [
-            Passage(
-                body_hash=body_hash,
-                ordinal=ordinal,
-                start=units[a].start,
-                end=units[b].end,
-                paragraph=units[a].paragraph,
-                text=body[units[a].start : units[b].end],
+            (
+                Passage(
+                    body_hash=body_hash,
+                    ordinal=ordinal,
+                    start=units[a].start,
+                    end=units[b].end,
+                    paragraph=units[a].paragraph,
+                    text=body[units[a].start : units[b].end],
+                ),
+                sum(unit.tokens for unit in units[a : b + 1]),
             )
             for ordinal, (a, b) in enumerate(windows)
         ]
@@ -120,7 +132,10 @@ class Splitter:
         text = body[start:end]
         found: list[tuple[int, int]] = []
         cursor = 0
-        for sentence in self._segmenter.segment(text):  # type: ignore[attr-defined]
+        # The segmenter's own `segment()` maps each sentence back to the text with one new regex per
+        # sentence, which also flushes Python's regex cache (so pysbd's rule patterns get compiled again
+        # for every paragraph): its processor gives the same sentences, found below with str.find.
+        for sentence in self._segmenter.processor(text).process():  # type: ignore[attr-defined]
             piece = sentence.strip()
             if not piece:
                 continue

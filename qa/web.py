@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from .answer import NOT_FOUND_THRESHOLD, Composer
 from .background import BackgroundSync
+from .build import describe_progress
 from .errors import QAError
 from .reply import escape_markdown, to_markdown
 from .uploads import MAX_UPLOAD_BYTES, save_upload
@@ -148,7 +149,8 @@ class ChatApp:
     def sync_line(self) -> str:
         state = self.background.state
         if state.running:
-            return f"🔄 Syncing the articles folder: {state.done}/{state.total} passages embedded…"
+            progress = describe_progress(state.done, state.total, state.rate, state.eta)
+            return f"🔄 Syncing the articles folder: {progress}…"
         when = datetime.fromtimestamp(state.finished_at).strftime("%H:%M:%S") if state.finished_at else ""
         if state.error:
             return f"⚠️ Last sync ({when}) failed: {escape_markdown(state.error)}"

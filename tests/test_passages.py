@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from qa.articles import load_folder
 from qa.embed import Embedder
 from qa.passages import Splitter, paragraphs
 
@@ -91,3 +94,26 @@ def test_no_passage_exceeds_what_the_model_reads(embedder: Embedder) -> None:
     for passage in passages:
         assert body[passage.start : passage.end] == passage.text
         assert embedder.count_tokens(passage.text) + 2 <= embedder.max_tokens
+
+
+def test_sentences_are_the_ones_pysbd_segment_finds(articles: Path) -> None:
+    """The splitter calls pysbd's processor directly (its `segment()` is slow): same sentences."""
+    import pysbd
+
+    segmenter = pysbd.Segmenter(language="en", clean=False)
+    splitter = Splitter(max_tokens=10_000)  # no sentence is cut for length
+    bodies = [article.text for article in load_folder(articles).articles]
+    bodies.append('Mr. Smith met U.S. officials on Jan. 5.  Growth was 2.5%!\nWhy? (See p. 3.) "Yes," he said... Then.')
+    for body in bodies:
+        pieces = [sentence.strip() for a, b in paragraphs(body) for sentence in segmenter.segment(body[a:b])]
+        expected = [piece for piece in pieces if piece]
+        assert [body[span.start : span.end] for span in splitter.sentences(body)] == expected
+
+
+def test_each_passage_comes_with_its_length_in_word_pieces(articles: Path, embedder: Embedder) -> None:
+    """The build embeds the longest passages first by this count: it is the tokenizer's own."""
+    splitter = Splitter(words=40, max_tokens=embedder.max_tokens, count_tokens=embedder.count_tokens)
+    counted = [pair for article in load_folder(articles).articles for pair in splitter.split_counted(article.text, "h")]
+    assert len(counted) > 10
+    for passage, tokens in counted:
+        assert tokens == embedder.count_tokens(passage.text)
