@@ -128,6 +128,9 @@ class ChatApp:
             f"model {escape_markdown(str(status.get('model') or self.library.settings.model))} · "
             f"last build {escape_markdown(built)}",
             "",
+            f"Store: {escape_markdown(self.library.settings.store.split(':', 1)[0])} · embedding: "
+            f"{escape_markdown(str(status.get('embedding')))}",
+            "",
             (
                 f"Self-check: searched by its headline, an article comes first {health['recall@1']:.0%} of the time, "
                 f"in the top 5 {health['recall@5']:.0%} ({health['articles']} articles sampled)."
