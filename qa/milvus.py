@@ -26,7 +26,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,7 @@ from .errors import ConfigError, StoreError
 from .hashing import digest
 from .lexical import terms
 from .schema import Article, Citation, Filters
-from .store import FORMAT_VERSION, Change, Period, StoredPassage, Vectors, write_lock
+from .store import FORMAT_VERSION, Change, Period, StoredPassage, Vectors, _chunks, _like_prefix, write_lock
 
 logger = logging.getLogger(__name__)
 
@@ -268,12 +268,12 @@ class MilvusStore:
                 lowered = source.lower().strip("/")
                 parts.append(
                     f"publisher_lc == {_quote(lowered)} or source_lc == {_quote(lowered)} "
-                    f"or source_lc like {_quote(_like(lowered) + '/%')}"
+                    f"or source_lc like {_quote(_like_prefix(lowered) + '/%')}"
                 )
             clauses.append(" or ".join(f"({part})" for part in parts))
         if filters and filters.articles:
             parts = [
-                f"article_id == {_quote(wanted)} or title_lc like {_quote('%' + _like(wanted.lower()) + '%')}"
+                f"article_id == {_quote(wanted)} or title_lc like {_quote('%' + _like_prefix(wanted.lower()) + '%')}"
                 for wanted in filters.articles
             ]
             clauses.append(" or ".join(f"({part})" for part in parts))
@@ -385,12 +385,11 @@ class MilvusStore:
     def titles(self, article_ids: Iterable[str]) -> dict[str, str]:
         """article_id -> title of those of `article_ids` that are indexed."""
         found: dict[str, str] = {}
+        if not self._has("articles"):
+            return found
         for chunk in _chunks(sorted(set(article_ids)), BATCH):
-            if self._has("articles"):
-                found.update(
-                    (r["article_id"], r["title"])
-                    for r in self._query("articles", f"article_id in {_list(chunk)}", ["article_id", "title"])
-                )
+            rows = self._query("articles", f"article_id in {_list(chunk)}", ["article_id", "title"])
+            found.update((r["article_id"], r["title"]) for r in rows)
         return found
 
     def check(self) -> list[str]:
@@ -571,19 +570,9 @@ def _quote(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
-def _like(text: str) -> str:
-    """`text` with LIKE's wildcards escaped."""
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 def _list(values: Sequence[str]) -> str:
     return "[" + ", ".join(_quote(value) for value in values) + "]"
 
 
 def _first_line(error: BaseException) -> str:
     return (str(error).splitlines() or [type(error).__name__])[0]
-
-
-def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
