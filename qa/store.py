@@ -25,6 +25,7 @@ passages it deleted; a full build drops every unused one). Only this module impo
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
@@ -853,7 +854,16 @@ def write_lock(folder: Path) -> Iterator[None]:
     a second process reading it finds the previous or the current holder, not an empty file.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    path = folder / ".lock"
+    try:
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as error:
+        if error.errno != errno.ELOOP:
+            raise
+        raise StoreError(
+            f"The lock file {path} is a symbolic link, which the index never follows. "
+            "Delete that link, then run this again."
+        ) from None
     try:
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
