@@ -121,6 +121,21 @@ def test_a_second_writer_is_told_to_wait(library: Library) -> None:
             library.sync()
 
 
+def test_a_sync_only_reads_the_articles_folder(library: Library) -> None:
+    folder = library.settings.articles_dir
+
+    def snapshot() -> dict[str, tuple[bytes, int]]:
+        return {str(path.relative_to(folder)): (path.read_bytes(), path.stat().st_mtime_ns)
+                for path in sorted(folder.rglob("*")) if path.is_file()}
+
+    before = snapshot()
+    library.sync()
+    (folder / "harbour.txt").write_text(ARTICLE)
+    before["harbour.txt"] = snapshot()["harbour.txt"]
+    library.sync(rebuild=True)
+    assert snapshot() == before
+
+
 @pytest.mark.parametrize("target_exists", [True, False], ids=["to a file", "dangling"])
 def test_a_symlink_at_the_lock_path_is_refused_and_its_target_left_alone(
     library: Library, tmp_path: Path, target_exists: bool
