@@ -366,7 +366,7 @@ class SameOrigin:
         """Why a request with these headers is refused, or "" when it is accepted."""
         host = headers.get("host", "").lower()
         if self.hosts is not None and host not in self.hosts:
-            return f"Host {host!r} is not this server; open the page at http://127.0.0.1:{self.port}/."
+            return f"Host {host!r} is not this server; open the page at http://localhost:{self.port}/."
         origin = headers.get("origin")
         if origin is not None and origin.lower() not in (f"http://{host}", f"https://{host}"):
             return f"a page from {origin!r} cannot use this assistant; open it at its own address."
