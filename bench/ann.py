@@ -43,6 +43,7 @@ from qa.store import (
     one_thread,
 )
 
+from .bbc import add_corpus_argument, require_corpus
 from .corpus import NOISE, build_base, current_rss_mb, percentile, questions, real_base, settings_for, write_json
 
 DEPTH = 30
@@ -191,7 +192,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--layout", action="append", default=[],
                         help="another factory string to compare, e.g. 'HNSW32 efSearch=64' (repeatable)")
     parser.add_argument("--json", type=Path, help="write the figures as JSON")
+    add_corpus_argument(parser)
     args = parser.parse_args(argv)
+    corpus = None if args.base_index else require_corpus(args.corpus)
     sizes = args.sizes or ([10_000, 50_000] if args.quick else [10_000, 100_000, 300_000, 1_000_000])
 
     embedder = Embedder()
@@ -203,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
             base = real_base(library).vectors
             library.store.close()
         else:
-            base = build_base(scratch / "base", 30 if args.quick else 100, embedder).vectors
+            base = build_base(corpus, scratch / "base", 30 if args.quick else 100, embedder).vectors
         results: dict[str, object] = {"base_vectors": len(base), "queries": len(queries), "depth": DEPTH}
         for size in sizes:
             results[str(size)] = measure(size, base, queries, scratch, args.layout)

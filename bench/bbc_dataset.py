@@ -1,8 +1,8 @@
-"""Build the BBC paraphrase retrieval set: passages from the shared BBC corpus plus our own questions.
+"""Build the BBC paraphrase retrieval set: passages from the BBC News corpus plus our own questions.
 
 The BBC News corpus (2,225 stories from 2004-2005 in five categories, Greene and Cunningham, ICML 2006)
-is copyrighted by the BBC, so it is never committed: it lives in the shared data folder
-(`../shared/data/bbc-news/` next to the repository) and this script turns it into passages at run time.
+is copyrighted by the BBC, so it is never committed: this script reads it from `--corpus DIR` (the
+dataset's public layout `raw/<category>/<NNN>.txt`, see `bench.bbc`) and turns it into passages at run time.
 The questions (`bench/data/bbc-paraphrase/questions.jsonl`) are our own text and are committed. They
 were written by hand as paraphrases of single paragraphs, so they share few distinctive words with the
 passage that answers them, unlike the SQuAD dev set, which favours lexical (BM25) retrieval.
@@ -12,12 +12,12 @@ Output, in the format the retrieval harness reads (as for SQuAD):
 - `OUT_DIR/passages.jsonl`: one passage per paragraph of every article, `{"id", "title", "text"}` with
   `id = bbc-<category>-<NNN>#p<k>` (k = 0-based paragraph index in the body; paragraphs are the
   non-empty blocks between blank lines, the same numbering as `qa.passages.paragraphs`), `title` = the
-  headline and `text` = the paragraph without its surrounding white space. Articles listed in
-  `duplicates.json` (exact copies of an earlier body) are skipped; the first copy is kept.
+  headline and `text` = the paragraph without its surrounding white space. Articles whose body is an
+  exact copy of an earlier one (133 in the set) are skipped; the first copy is kept.
 - `OUT_DIR/questions.jsonl`: a copy of the committed questions, after checking that every gold passage
   exists and contains at least one answer string (case-insensitive).
 
-Usage: `python -m bench.bbc_dataset OUT_DIR [--shared PATH] [--questions PATH]`.
+Usage: `python -m bench.bbc_dataset OUT_DIR [--corpus DIR] [--questions PATH]`.
 """
 
 from __future__ import annotations
@@ -30,14 +30,14 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_SHARED = REPO_ROOT.parent / "shared" / "data"
+from .bbc import add_corpus_argument, bbc_articles, duplicate_ids
+
 DEFAULT_QUESTIONS = Path(__file__).resolve().parent / "data" / "bbc-paraphrase" / "questions.jsonl"
 _BLANK_LINE = re.compile(r"\n[ \t]*\n")
 
 
 class DatasetError(Exception):
-    """The shared data is missing or the questions do not match it."""
+    """The questions file is missing or does not match the corpus."""
 
 
 def split_paragraphs(body: str) -> list[str]:
@@ -62,28 +62,17 @@ def read_jsonl(path: Path) -> list[dict[str, object]]:
     return records
 
 
-def build_passages(shared: Path) -> tuple[list[dict[str, str]], int, int]:
+def build_passages(corpus: Path) -> tuple[list[dict[str, str]], int, int]:
     """Paragraph passages of the non-duplicate BBC articles, with the article and duplicate counts."""
-    corpus = shared / "bbc-news"
-    articles_path, duplicates_path = corpus / "articles.jsonl", corpus / "duplicates.json"
-    for path in (articles_path, duplicates_path):
-        if not path.is_file():
-            raise DatasetError(
-                f"shared BBC data not found: {path} is missing. Pass --shared PATH pointing at the folder "
-                f"that holds bbc-news/ (default {DEFAULT_SHARED})."
-            )
-    duplicates = {str(entry["id"]) for entry in json.loads(duplicates_path.read_text(encoding="utf-8"))}
+    articles = bbc_articles(corpus)
+    duplicates = duplicate_ids(articles)
     passages: list[dict[str, str]] = []
-    kept = 0
-    for article in read_jsonl(articles_path):
-        article_id = str(article["id"])
-        if article_id in duplicates:
+    for article in articles:
+        if article["id"] in duplicates:
             continue
-        kept += 1
-        title = str(article["title"])
-        for index, paragraph in enumerate(split_paragraphs(str(article["text"]))):
-            passages.append({"id": f"{article_id}#p{index}", "title": title, "text": paragraph})
-    return passages, kept, len(duplicates)
+        for index, paragraph in enumerate(split_paragraphs(article["text"])):
+            passages.append({"id": f"{article['id']}#p{index}", "title": article["title"], "text": paragraph})
+    return passages, len(articles) - len(duplicates), len(duplicates)
 
 
 def check_questions(questions: list[dict[str, object]], passages: dict[str, str]) -> list[str]:
@@ -128,11 +117,11 @@ def main(argv: list[str] | None = None) -> int:
     """Write OUT_DIR/passages.jsonl and OUT_DIR/questions.jsonl; 0 on success, 1 or 2 on failure."""
     parser = argparse.ArgumentParser(prog="python -m bench.bbc_dataset", description=__doc__.split("\n")[0])
     parser.add_argument("out_dir", type=Path, help="dataset folder to write")
-    parser.add_argument("--shared", type=Path, default=DEFAULT_SHARED, help="folder holding bbc-news/")
+    add_corpus_argument(parser)
     parser.add_argument("--questions", type=Path, default=DEFAULT_QUESTIONS, help="questions file to copy")
     args = parser.parse_args(argv)
     try:
-        passages, kept, skipped = build_passages(args.shared)
+        passages, kept, skipped = build_passages(args.corpus)
         if not args.questions.is_file():
             raise DatasetError(f"questions file not found: {args.questions}")
         questions = read_jsonl(args.questions)

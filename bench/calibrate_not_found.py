@@ -1,16 +1,16 @@
 """Calibrate the chat's "not found" threshold and check its quoted answers (`qa.answer.Composer`).
 
-Corpus: `tests/fixtures/articles` plus the first 60 articles of each non-sport category of the shared
-BBC News set (sport is left out so that football questions are really off-topic). Questions:
+Corpus: `tests/fixtures/articles` plus the first 60 articles of each non-sport category of the
+BBC News set (`--corpus DIR`) (sport is left out so that football questions are really off-topic). Questions:
 `bench/data/answer-calibration/questions.json`: answerable ones with strings the quoted answer
 should contain, off-topic ones (some "near misses" on news subjects close to an article), and
 multi-turn conversations.
 
 For every threshold it prints how many answerable questions would be answered (and correctly),
 and how many off-topic questions would wrongly get an answer. The BBC texts are copyrighted and
-stay in the shared folder; the index is built under `--work` (reused when it is there).
+are read from `--corpus DIR` and never committed; the index is built under `--work` (reused when it is there).
 
-Usage: `python -m bench.calibrate_not_found [--work DIR] [--shared PATH] [-k 5]`.
+Usage: `python -m bench.calibrate_not_found [--work DIR] [--corpus DIR] [-k 5]`.
 """
 
 from __future__ import annotations
@@ -24,24 +24,23 @@ from pathlib import Path
 from qa import Library, Settings
 from qa.answer import Answer, Composer, contextual_query
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from .bbc import REPO_ROOT, add_corpus_argument, bbc_articles
+
 QUESTIONS = Path(__file__).resolve().parent / "data" / "answer-calibration" / "questions.json"
 CATEGORIES = ("business", "entertainment", "politics", "tech")
 PER_CATEGORY = 60
 
 
-def build_corpus(work: Path, shared: Path) -> Path:
+def build_corpus(work: Path, corpus: Path) -> Path:
     """The articles folder: fixtures plus the BBC subset as one JSON Lines file."""
     folder = work / "articles"
     if folder.is_dir():
         return folder
+    articles = bbc_articles(corpus)
     shutil.copytree(REPO_ROOT / "tests" / "fixtures" / "articles", folder)
     taken: dict[str, int] = {}
-    with open(shared / "bbc-news" / "articles.jsonl", encoding="utf-8") as source, open(
-        folder / "bbc.jsonl", "w", encoding="utf-8"
-    ) as target:
-        for line in source:
-            record = json.loads(line)
+    with open(folder / "bbc.jsonl", "w", encoding="utf-8") as target:
+        for record in articles:
             category = record["category"]
             if category in CATEGORIES and taken.get(category, 0) < PER_CATEGORY:
                 taken[category] = taken.get(category, 0) + 1
@@ -53,14 +52,14 @@ def quoted(answer: Answer) -> str:
     return " ".join(quote.text for quote in answer.quotes).lower()
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", type=Path, default=Path("/tmp/qa-answer-calibration"))
-    parser.add_argument("--shared", type=Path, default=REPO_ROOT.parent / "shared" / "data")
+    add_corpus_argument(parser)
     parser.add_argument("-k", type=int, default=5)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
-    folder = build_corpus(args.work, args.shared)
+    folder = build_corpus(args.work, args.corpus)
     library = Library(Settings(articles_dir=folder, index_dir=args.work / "index"))
     print(library.sync().summary())
     composer = Composer(library, threshold=0.0)  # every question is answered; the threshold is applied below

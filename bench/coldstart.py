@@ -23,7 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from .corpus import REPO_ROOT, write_json
+from .bbc import REPO_ROOT
+from .corpus import write_json
 
 QUESTION = "Who interviewed Maduro?"
 TIMEOUT = 180.0

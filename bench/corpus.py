@@ -28,27 +28,17 @@ from qa.lexical import terms
 from qa.schema import Passage
 from qa.store import Change, Store
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-BBC_RAW = REPO_ROOT.parent / "shared" / "data" / "bbc-news" / "raw"
+from .bbc import bbc_files as all_bbc_files
+
 QUESTIONS = Path(__file__).resolve().parent / "data" / "bbc-paraphrase" / "questions.jsonl"
 SYNTHETIC_FOLDER = "synthetic"
 ARTICLES_PER_FILE = 2000  # about 6 MB a file: under the reader's 20 MiB limit
 NOISE = 0.05  # per-dimension standard deviation: |noise| is about 1 in 384 dimensions
 
 
-class DataMissing(SystemExit):
-    """The shared BBC corpus is not where the benchmarks expect it."""
-
-
-def bbc_files(count: int, skip: int = 0) -> list[Path]:
+def bbc_files(corpus: Path, count: int, skip: int = 0) -> list[Path]:
     """BBC article files `skip` .. `skip + count` in sorted path order (business/001.txt first)."""
-    files = sorted(path for path in BBC_RAW.glob("*/*.txt"))
-    if not files:
-        raise DataMissing(
-            f"The BBC News corpus is missing: no {BBC_RAW}/<category>/*.txt files. Put the shared data "
-            "folder next to the repository (../shared/data/bbc-news/raw/)."
-        )
-    return files[skip : skip + count]
+    return all_bbc_files(corpus)[skip : skip + count]
 
 
 def copy_articles(files: list[Path], folder: Path) -> None:
@@ -97,10 +87,10 @@ def real_base(library: Library) -> Base:
     return Base(texts, titles, vectors, terms(texts), terms(titles), manifest)
 
 
-def build_base(scratch: Path, articles: int, embedder: Embedder) -> Base:
-    """Index the first `articles` BBC articles for real under `scratch/base-*` and take their passages."""
+def build_base(corpus: Path, scratch: Path, articles: int, embedder: Embedder) -> Base:
+    """Index the first `articles` BBC articles of `corpus` for real under `scratch/base-*` and take their passages."""
     folder = scratch / "base-articles"
-    copy_articles(bbc_files(articles), folder)
+    copy_articles(bbc_files(corpus, articles), folder)
     library = Library(settings_for(folder, scratch / "base-index"), embedder=embedder)
     library.sync()
     base = real_base(library)

@@ -35,17 +35,18 @@ from qa.embed import Embedder, Vectors, native_bf16
 from qa.evaluate import Question, metrics
 from qa.onnx_encoder import agreement
 
-from .bbc_dataset import DEFAULT_SHARED, build_passages, read_jsonl
+from .bbc import DEFAULT_CORPUS, add_corpus_argument, require_corpus
+from .bbc_dataset import build_passages, read_jsonl
 from .corpus import QUESTIONS, median, write_json
 
-SQUAD = DEFAULT_SHARED / "squad-v1.1-dev"
+SQUAD = DEFAULT_CORPUS.parent / "squad-v1.1-dev"
 PATHS = ("fp32", "bf16", "onnx", "onnx-int8", "bf16 + onnx")
 Dataset = tuple[list[dict[str, str]], list[Question]]
 
 
-def bbc_set(limit: int) -> Dataset:
+def bbc_set(corpus: Path, limit: int) -> Dataset:
     """The BBC paraphrase questions, their gold articles' passages, then whole articles up to `limit` passages."""
-    passages, _, _ = build_passages(DEFAULT_SHARED)
+    passages, _, _ = build_passages(corpus)
     raw = read_jsonl(QUESTIONS)
     questions = [Question(str(q["id"]), str(q["question"]), tuple(q["answers"]), frozenset(q["passage_ids"]))  # type: ignore[arg-type]
                  for q in raw]
@@ -91,7 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--squad", type=int, help="SQuAD dev passages searched (default 400; 80 with --quick)")
     parser.add_argument("--rounds", type=int, default=2, help="speed rounds, alternating the order (default 2)")
     parser.add_argument("--json", type=Path, help="write the figures as JSON")
+    add_corpus_argument(parser)
     args = parser.parse_args(argv)
+    corpus = require_corpus(args.corpus)
     speed_count, timed_questions = (32, 24) if args.quick else (256, 120)
 
     fp32 = Embedder(precision="fp32", query_encoder="torch", passage_encoder="torch")
@@ -106,8 +109,11 @@ def main(argv: list[str] | None = None) -> int:
     if not bf16.paths().passages.endswith("bf16"):
         print(f"note: bf16 is not in use here ({paths['bf16']}); its rows show fp32", file=sys.stderr)
 
-    sets = {"bbc-paraphrase": bbc_set(args.bbc or (300 if args.quick else 2000)),
-            "squad-dev": squad_set(args.squad or (80 if args.quick else 400))}
+    sets = {"bbc-paraphrase": bbc_set(corpus, args.bbc or (300 if args.quick else 2000))}
+    if (SQUAD / "passages.jsonl").is_file():
+        sets["squad-dev"] = squad_set(args.squad or (80 if args.quick else 400))
+    else:
+        print(f"note: no SQuAD dev set in {SQUAD}; measuring the BBC set only", file=sys.stderr)
 
     # speed: passages
     sample = [p["text"] for p in sets["bbc-paraphrase"][0][:speed_count]]

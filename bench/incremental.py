@@ -26,6 +26,7 @@ from qa.articles import SETTLED_SECONDS
 from qa.embed import Embedder
 from qa.health import headline_check
 
+from .bbc import add_corpus_argument, require_corpus
 from .corpus import Base, bbc_files, build_base, fill, median, settings_for, write_json
 
 NEW_ARTICLES_FROM = 1000  # the added articles are BBC files 1000, 1001, ... in sorted order (politics)
@@ -37,7 +38,9 @@ def timed_sync(library: Library) -> tuple[float, str]:
     return time.perf_counter() - started, report.summary()
 
 
-def measure(size: int, scratch: Path, embedder: Embedder, base: Base, rounds: int) -> dict[str, object]:
+def measure(
+    corpus: Path, size: int, scratch: Path, embedder: Embedder, base: Base, rounds: int
+) -> dict[str, object]:
     """Median seconds to add and to delete one article at `size` passages."""
     folder = scratch / f"articles-{size}"
     folder.mkdir()
@@ -50,7 +53,7 @@ def measure(size: int, scratch: Path, embedder: Embedder, base: Base, rounds: in
     added: list[float] = []
     deleted: list[float] = []
     summaries: list[str] = []
-    for source in bbc_files(rounds, skip=NEW_ARTICLES_FROM):
+    for source in bbc_files(corpus, rounds, skip=NEW_ARTICLES_FROM):
         target = folder / f"new-{source.parent.name}-{source.name}"
         target.write_bytes(source.read_bytes())
         seconds, summary = timed_sync(library)
@@ -82,7 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", help="index sizes in passages (default 10000 100000)")
     parser.add_argument("--rounds", type=int, help="articles added and deleted per size (default 3; 2 with --quick)")
     parser.add_argument("--json", type=Path, help="write the figures as JSON")
+    add_corpus_argument(parser)
     args = parser.parse_args(argv)
+    corpus = require_corpus(args.corpus)
     sizes = args.sizes or ([2_000, 20_000] if args.quick else [10_000, 100_000])
     rounds = args.rounds or (2 if args.quick else 3)
 
@@ -91,9 +96,9 @@ def main(argv: list[str] | None = None) -> int:
         scratch = Path(folder)
         embedder = Embedder()
         embedder.encode(["Warm-up: the model loads and runs once before anything is timed."])
-        base = build_base(scratch / "base", 30, embedder)
+        base = build_base(corpus, scratch / "base", 30, embedder)
         for size in sizes:
-            results[str(size)] = measure(size, scratch, embedder, base, rounds)
+            results[str(size)] = measure(corpus, size, scratch, embedder, base, rounds)
             gc.collect()
 
     print(f"Library.sync() after adding or deleting one BBC article, model loaded; medians of {rounds} rounds\n")

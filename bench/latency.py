@@ -33,6 +33,7 @@ from qa.embed import Embedder
 from qa.lexical import QUESTION_WORDS
 from qa.store import one_thread
 
+from .bbc import add_corpus_argument, require_corpus
 from .corpus import (
     Base,
     build_base,
@@ -141,7 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int,
                         help="torch and FAISS threads (default: theirs, one per core); 1 on a busy shared machine")
     parser.add_argument("--json", type=Path, help="write the figures as JSON")
+    add_corpus_argument(parser)
     args = parser.parse_args(argv)
+    corpus = require_corpus(args.corpus)
     if args.threads:
         import faiss
         import torch
@@ -157,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         scratch = Path(folder)
         embedder = Embedder()
         embedder.encode_query("Warm-up: the model loads and runs once before anything is timed.")
-        base = build_base(scratch / "base", base_articles, embedder)
+        base = build_base(corpus, scratch / "base", base_articles, embedder)
         gc.collect()
         results["baseline_rss_mb"] = round(current_rss_mb())
         for size in sizes:

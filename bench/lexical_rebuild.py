@@ -5,7 +5,7 @@
 Before BM25 was kept in segments, every sync refitted a bm25s matrix over the terms of every passage
 and saved it whole. Now a sync adds one segment of its new passages (and marks deleted ones dead),
 writing only that segment and the segment list. Both are timed here, in the same run, over real news
-passages (the BBC corpus in ../shared/data, cut into paragraphs and repeated with their terms to the
+passages (the BBC News corpus of `--corpus DIR`, cut into paragraphs and repeated with their terms to the
 asked size): the refit (bm25s `index` + `save`, what `Store.apply` did), our full build
 (`LexicalIndex.build` + `save`, what a full rebuild now does), one sync adding 5 passages and one
 deleting them (`updated` + `save`), and a query on each (tokenizing included; median of 50
@@ -16,7 +16,6 @@ segments). The scores of the two are compared on those questions.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -28,10 +27,10 @@ import numpy as np
 
 from qa.lexical import LexicalIndex, terms
 
+from .bbc import add_corpus_argument, bbc_articles
 from .corpus import questions, write_json
 
 SYNCS = 200  # small syncs applied before the second query timing
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "bbc-news" / "articles.jsonl"
 
 
 def timed(action):  # type: ignore[no-untyped-def]
@@ -107,14 +106,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--passages", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", type=Path)
+    add_corpus_argument(parser)
     args = parser.parse_args(argv)
-    if not CORPUS.is_file():
-        print(f"error: {CORPUS} is missing (the BBC corpus of ../shared/data)", file=sys.stderr)
-        return 2
     paragraphs = [
         paragraph.strip()
-        for line in CORPUS.read_text(encoding="utf-8").splitlines()
-        for paragraph in json.loads(line)["text"].split("\n\n")
+        for article in bbc_articles(args.corpus)
+        for paragraph in article["text"].split("\n\n")
         if paragraph.strip()
     ]
     unique = terms(paragraphs)

@@ -33,6 +33,7 @@ from qa import Library
 from qa.embed import Embedder
 from qa.health import headline_check
 
+from .bbc import add_corpus_argument, require_corpus
 from .corpus import bbc_files, copy_articles, median, peak_rss_mb, settings_for, write_json
 
 Seconds = tuple[float, float]  # (wall clock, CPU of this process)
@@ -87,7 +88,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="the build's PyTorch precision (default auto); raw encode is always fp32")
     parser.add_argument("--passage-encoder", choices=("auto", "torch", "onnx"), default="auto",
                         help="the build's passage encoder (default auto)")
+    add_corpus_argument(parser)
     args = parser.parse_args(argv)
+    corpus = require_corpus(args.corpus)
     count = args.articles or (40 if args.quick else 400)
     rounds = args.rounds or 2
     if args.threads:
@@ -98,11 +101,11 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as folder:
         scratch = Path(folder)
         articles = scratch / "articles"
-        copy_articles(bbc_files(count), articles)
-        embedder = Embedder(batch_size=settings_for(articles, scratch).batch_size, precision=args.precision,
+        copy_articles(bbc_files(corpus, count), articles)
+        embedder = Embedder(batch_size=settings_for(articles, scratch / "index").batch_size, precision=args.precision,
                             passage_encoder=args.passage_encoder)
         embedder.encode(["Warm-up: the model loads and runs once before anything is timed."])
-        copy_articles(bbc_files(1), scratch / "warm-up")
+        copy_articles(bbc_files(corpus, 1), scratch / "warm-up")
         warm_up = Library(settings_for(scratch / "warm-up", scratch / "warm-up-index"), embedder=embedder)
         warm_up.sync()
         warm_up.store.close()

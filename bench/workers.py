@@ -24,7 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from .corpus import REPO_ROOT, bbc_files, copy_articles, write_json
+from .bbc import REPO_ROOT, add_corpus_argument, require_corpus
+from .corpus import bbc_files, copy_articles, write_json
 
 
 def run_workers(articles: Path, index: Path, workers: int, store: str) -> tuple[float, int]:
@@ -54,12 +55,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--articles", type=int, help="number of BBC articles (default 80; 24 with --quick)")
     parser.add_argument("--store", choices=("faiss", "milvus-lite"), default="faiss")
     parser.add_argument("--json", type=Path, help="write the figures as JSON")
+    add_corpus_argument(parser)
     args = parser.parse_args(argv)
+    corpus = require_corpus(args.corpus)
     count = args.articles or (24 if args.quick else 80)
     figures: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="qa-bench-workers-") as scratch:
         articles = Path(scratch) / "articles"
-        copy_articles(bbc_files(count), articles)
+        copy_articles(bbc_files(corpus, count), articles)
         counts = (1,) if args.store == "milvus-lite" else (1, 2)
         for workers in counts:
             index = Path(scratch) / f"index-{workers}"

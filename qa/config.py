@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ConfigError
@@ -21,6 +21,28 @@ def env_int(name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ConfigError(f"{name}={raw!r} is not a whole number; set it to e.g. {default}.") from None
+
+
+def check_separate(articles_dir: Path, index_dir: Path) -> None:
+    """Raises ConfigError when the index folder is the articles folder, is inside it, or contains it.
+
+    Paths are compared resolved (symlinks followed), so another name for the same folder is caught too.
+    Sharing a folder would make a sync read the index's files as articles and delete articles whose
+    names look like old index files.
+    """
+    articles, index = articles_dir.resolve(), index_dir.resolve()
+    if index == articles:
+        where = f"is the articles folder {articles_dir}"
+    elif index.is_relative_to(articles):
+        where = f"is inside the articles folder {articles_dir}"
+    elif articles.is_relative_to(index):
+        where = f"contains the articles folder {articles_dir}"
+    else:
+        return
+    raise ConfigError(
+        f"The index folder {index_dir} {where}: the index would be read as articles and a sync could delete "
+        "articles. Choose an index folder outside the articles folder (--index DIR or QA_INDEX_DIR)."
+    )
 
 
 @dataclass(frozen=True)
@@ -75,25 +97,26 @@ class Settings:
             raise ConfigError(f"batch_size={self.batch_size} must be at least 1.")
         if not self.faiss_index.strip():
             raise ConfigError("faiss_index is empty; use auto, flat or a FAISS factory string like 'IVF1024,Flat'.")
+        check_separate(self.articles_dir, self.index_dir)
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
         """Settings from `QA_*` environment variables; keyword arguments that are not None win."""
-        base = cls(
-            articles_dir=Path(os.environ.get("QA_ARTICLES_DIR") or PROJECT_ROOT / "seeds"),
-            index_dir=Path(os.environ.get("QA_INDEX_DIR") or PROJECT_ROOT / "index"),
-            model=os.environ.get("QA_MODEL") or DEFAULT_MODEL,
-            passage_words=env_int("QA_PASSAGE_WORDS", 120),
-            overlap_sentences=env_int("QA_OVERLAP_SENTENCES", 0),
-            batch_size=env_int("QA_BATCH_SIZE", 32),
-            mode=os.environ.get("QA_MODE") or "hybrid",
-            sources=env_int("QA_SOURCES", 5),
-            watch_seconds=env_int("QA_WATCH_SECONDS", 3),
-            store=os.environ.get("QA_STORE") or "faiss",
-            faiss_index=os.environ.get("QA_FAISS_INDEX") or "auto",
-        )
-        given = {key: value for key, value in overrides.items() if value is not None}
-        return replace(base, **given) if given else base
+        values: dict[str, object] = {
+            "articles_dir": Path(os.environ.get("QA_ARTICLES_DIR") or PROJECT_ROOT / "seeds"),
+            "index_dir": Path(os.environ.get("QA_INDEX_DIR") or PROJECT_ROOT / "index"),
+            "model": os.environ.get("QA_MODEL") or DEFAULT_MODEL,
+            "passage_words": env_int("QA_PASSAGE_WORDS", 120),
+            "overlap_sentences": env_int("QA_OVERLAP_SENTENCES", 0),
+            "batch_size": env_int("QA_BATCH_SIZE", 32),
+            "mode": os.environ.get("QA_MODE") or "hybrid",
+            "sources": env_int("QA_SOURCES", 5),
+            "watch_seconds": env_int("QA_WATCH_SECONDS", 3),
+            "store": os.environ.get("QA_STORE") or "faiss",
+            "faiss_index": os.environ.get("QA_FAISS_INDEX") or "auto",
+        }
+        values.update({key: value for key, value in overrides.items() if value is not None})
+        return cls(**values)  # type: ignore[arg-type]
 
     @property
     def index_location(self) -> str:

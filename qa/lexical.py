@@ -345,10 +345,10 @@ class LexicalIndex:
             keep = np.isin(rows, np.fromiter(allowed, dtype=np.int64, count=len(allowed)))
             candidates, rows = candidates[keep], rows[keep]
         found = scores[candidates]
-        if len(found) > k:
-            top = np.argpartition(-found, k - 1)[:k]
-            found, rows = found[top], rows[top]
-        order = np.argsort(-found, kind="stable")
+        if len(found) > k:  # the k best and every passage tied with the k-th, then ordered
+            keep = found >= np.partition(found, len(found) - k)[len(found) - k]
+            found, rows = found[keep], rows[keep]
+        order = np.lexsort((rows, -found))[:k]  # by score, equal scores by row: the same order every time
         return list(zip(rows[order].tolist(), found[order].tolist(), strict=True))
 
     def scores(self, wanted: Counter[str]) -> npt.NDArray[np.float32] | None:

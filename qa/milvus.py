@@ -36,8 +36,8 @@ import numpy as np
 from .errors import ConfigError, StoreError
 from .hashing import digest
 from .lexical import terms
-from .schema import Article, Citation, Filters
-from .store import FORMAT_VERSION, Change, Period, StoredPassage, Vectors, _chunks, _like_prefix, write_lock
+from .schema import Article, Citation, Filters, best_first
+from .store import FORMAT_VERSION, TIES_SEEN, Change, Period, StoredPassage, Vectors, _chunks, _like_prefix, write_lock
 
 logger = logging.getLogger(__name__)
 
@@ -298,12 +298,12 @@ class MilvusStore:
             self._name("passages"),
             [vector],
             anns_field="dense",
-            limit=k,
+            limit=k + TIES_SEEN,
             filter=where or "",
             search_params={"metric_type": "IP"},
             output_fields=["row"],
         )
-        return [(int(hit["entity"]["row"]), float(hit["distance"])) for hit in found[0]]
+        return best_first(((int(hit["entity"]["row"]), float(hit["distance"])) for hit in found[0]), k)
 
     def search_terms(self, question: str, k: int, where: str | None = None) -> list[tuple[int, float]]:
         """(row, BM25 score) of the `k` best passages by shared terms, best first (Milvus's BM25)."""
@@ -314,13 +314,13 @@ class MilvusStore:
             self._name("passages"),
             [words],
             anns_field="sparse",
-            limit=k,
+            limit=k + TIES_SEEN,
             filter=where or "",
             search_params={"metric_type": "BM25"},
             output_fields=["row"],
         )
         # milvus-lite reports BM25 as a negative distance (smaller is better), a cluster as a positive score
-        return [(int(hit["entity"]["row"]), abs(float(hit["distance"]))) for hit in found[0]]
+        return best_first(((int(hit["entity"]["row"]), abs(float(hit["distance"]))) for hit in found[0]), k)
 
     def passages(self, rows: Iterable[int]) -> dict[int, StoredPassage]:
         found: dict[int, StoredPassage] = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -121,6 +122,13 @@ class Filters:
 
     def __bool__(self) -> bool:
         return bool(self.sources or self.articles or self.date_from or self.date_to)
+
+
+def best_first(pairs: Iterable[tuple[int, float]], k: int | None = None) -> list[tuple[int, float]]:
+    """(row, score) pairs by score, highest first, equal scores by row, lowest first: the same question
+    always gives the same order. At most `k` pairs when `k` is given."""
+    ranked = sorted(pairs, key=lambda pair: (-pair[1], pair[0]))
+    return ranked if k is None else ranked[:k]
 
 
 def _is_iso_date(value: str) -> bool:

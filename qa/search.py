@@ -14,7 +14,7 @@ import numpy as np
 from .dates import When
 from .embed import Embedder, Vectors
 from .errors import QuestionError
-from .schema import Citation, Filters, Hit
+from .schema import Citation, Filters, Hit, best_first
 from .store import IndexStore, StoredPassage
 
 MAX_QUESTION_CHARS = 2000
@@ -108,7 +108,7 @@ def newest_first(ranked: list[tuple[int, float]], store: IndexStore) -> list[tup
         when = dates.get(row)
         boost = 0.5 ** ((newest - when).days / 30) if when else 0.0
         boosted.append((row, score * (1.0 + boost)))
-    return sorted(boosted, key=lambda item: (-item[1], item[0]))
+    return best_first(boosted)
 
 
 def _iso(day: date | None) -> str | None:
@@ -131,7 +131,7 @@ def fuse(rankings: list[list[tuple[int, float]]], weights: tuple[float, ...] | N
         spread = float(scores.std()) or 1.0
         for row, score in ranking:
             fused[row] = fused.get(row, 0.0) + weight * (score - float(scores.min())) / spread
-    return sorted(fused.items(), key=lambda item: (-item[1], item[0]))
+    return best_first(fused.items())
 
 
 def compose(ranked: list[tuple[int, float]], k: int, store: IndexStore) -> list[Hit]:

@@ -25,6 +25,7 @@ passages it deleted; a full build drops every unused one). Only this module impo
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
@@ -46,7 +47,7 @@ import numpy.typing as npt
 
 from .errors import BusyError, ConfigError, StoreError
 from .lexical import LexicalIndex, Segment
-from .schema import Article, Citation, Filters, Passage
+from .schema import Article, Citation, Filters, Passage, best_first
 
 if TYPE_CHECKING:
     import faiss
@@ -55,6 +56,7 @@ logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 DATABASE = "index.sqlite"
+TIES_SEEN = 8  # a search fetches this many more than asked, so that equal scores at the cut are ordered by row too
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS manifest (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS articles (
@@ -610,11 +612,13 @@ class Store:
         if limit == 0:
             return []
         query = np.ascontiguousarray(query, dtype=np.float32)
+        wanted = min(k + TIES_SEEN, limit)
         with one_thread():
             if allowed is not None and len(allowed) <= _exact_subset_limit(index):
-                return _search_subset(index, query, min(k, limit), allowed)
-            scores, rows = index.search(query, min(k, limit), params=_search_parameters(index, allowed))
-        return [(int(row), float(score)) for row, score in zip(rows[0], scores[0], strict=True) if row >= 0]
+                return best_first(_search_subset(index, query, wanted, allowed), k)
+            scores, rows = index.search(query, wanted, params=_search_parameters(index, allowed))
+        pairs = [(int(row), float(score)) for row, score in zip(rows[0], scores[0], strict=True) if row >= 0]
+        return best_first(pairs, k)
 
     def search_terms(self, question: str, k: int, allowed: set[int] | None = None) -> list[tuple[int, float]]:
         """(row, BM25 score) of the `k` best passages by shared terms, best first."""
@@ -853,7 +857,16 @@ def write_lock(folder: Path) -> Iterator[None]:
     a second process reading it finds the previous or the current holder, not an empty file.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    path = folder / ".lock"
+    try:
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as error:
+        if error.errno != errno.ELOOP:
+            raise
+        raise StoreError(
+            f"The lock file {path} is a symbolic link, which the index never follows. "
+            "Delete that link, then run this again."
+        ) from None
     try:
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)

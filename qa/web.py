@@ -6,12 +6,18 @@ index in the background (questions are answered from the previous index meanwhil
 index panel. Named API endpoints: `/ask` (the reply as Markdown), `/retrieve` (hits as JSON) and
 `/upload`. Article text is untrusted: everything taken from it is escaped before it becomes
 Markdown, and the chat renders no raw HTML tags, LaTeX or custom tags on top of that.
+
+Serving: no public share link, no folders served beyond Gradio's own, Gradio's copies of uploads
+deleted after an hour, and `SameOrigin` in front of every route: without a password only the
+loopback names with the server's port are accepted as Host (no DNS rebinding), and a request from
+another origin (another site's page in the user's browser) is refused.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +31,7 @@ from .uploads import MAX_UPLOAD_BYTES, save_upload
 
 if TYPE_CHECKING:
     import gradio as gr
+    from starlette.types import ASGIApp, Receive, Scope, Send
 
     from .assistant import Library
 
@@ -35,6 +42,8 @@ MAX_SOURCES = 10
 ARTICLES_SHOWN = 300  # the index panel lists at most this many articles
 REFRESH_SECONDS = 2.0  # how often the page refreshes the index panel (only when something changed)
 PREVIOUS_KEPT = 10  # earlier questions kept per conversation for follow-ups
+CACHE_CLEANUP = (600, 3600)  # every 600 s, Gradio's copies of uploads older than 3600 s are deleted
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")  # Host names accepted when no password is set
 CSS = """
 #chat mark { background: #fde68a; color: inherit; padding: 0 2px; border-radius: 2px; }
 #index-panel table { font-size: 0.85em; }
@@ -168,7 +177,7 @@ class ChatApp:
     def _build(self) -> gr.Blocks:
         import gradio as gr
 
-        with gr.Blocks(title="News articles assistant", analytics_enabled=False) as blocks:
+        with gr.Blocks(title="News articles assistant", analytics_enabled=False, delete_cache=CACHE_CLEANUP) as blocks:
             gr.Markdown("## News articles assistant")
             previous = gr.State([])
             pending = gr.State("")
@@ -295,17 +304,80 @@ class ChatApp:
         `synced`: the caller has just synced the index; when False, the folder watch syncs first.
         """
         import gradio as gr
+        from starlette.middleware import Middleware
 
         self.background.start(synced=synced)
         logger.info("serving %s on %s:%d", self.library.settings.articles_dir, host, port)
-        self.blocks.queue(default_concurrency_limit=1)
-        self.blocks.launch(
+        blocks = self.blocks
+
+        @contextlib.asynccontextmanager
+        async def no_extra_paths(app: object) -> AsyncIterator[None]:
+            """Runs before the server accepts connections: GRADIO_ALLOWED_PATHS does not widen what is served."""
+            blocks.allowed_paths = []
+            yield
+
+        blocks.queue(default_concurrency_limit=1)
+        blocks.launch(
             server_name=host, server_port=port, auth=auth, prevent_thread_lock=not block, show_error=False,
             quiet=not block, max_file_size=2 * MAX_UPLOAD_BYTES, theme=gr.themes.Default(), css=CSS,
+            share=False, ssr_mode=False, mcp_server=False, num_workers=0, strict_cors=True,
+            app_kwargs={
+                "middleware": [Middleware(SameOrigin, port=None if auth else port)], "lifespan": no_extra_paths
+            },
         )
-        return str(self.blocks.local_url)
+        return str(blocks.local_url)
 
     def close(self) -> None:
         """Stop serving and stop the folder watch."""
         self.blocks.close(verbose=False)
         self.background.stop()
+
+
+class SameOrigin:
+    """ASGI middleware: refuse (403) a request for a foreign Host, or one sent from another origin.
+
+    Args:
+        app: the application behind it.
+        port: the server's port: only the loopback names with this port are accepted as Host. None:
+            any Host (the page has a password).
+
+    A request that carries an Origin header must come from the page it is sent to: its origin is
+    `http://` or `https://` followed by the request's own Host. Requests without one (gradio_client,
+    curl, the browser loading the page) pass that check.
+    """
+
+    def __init__(self, app: ASGIApp, port: int | None) -> None:
+        self.app = app
+        self.port = port
+        self.hosts = None if port is None else {f"{name}:{port}" for name in LOOPBACK_NAMES}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            from starlette.datastructures import Headers
+
+            refusal = self.refusal(Headers(scope=scope))
+            if refusal:
+                logger.warning("refused a request: %s", refusal)
+                await refuse(scope, receive, send, refusal)
+                return
+        await self.app(scope, receive, send)
+
+    def refusal(self, headers: Mapping[str, str]) -> str:
+        """Why a request with these headers is refused, or "" when it is accepted."""
+        host = headers.get("host", "").lower()
+        if self.hosts is not None and host not in self.hosts:
+            return f"Host {host!r} is not this server; open the page at http://localhost:{self.port}/."
+        origin = headers.get("origin")
+        if origin is not None and origin.lower() not in (f"http://{host}", f"https://{host}"):
+            return f"a page from {origin!r} cannot use this assistant; open it at its own address."
+        return ""
+
+
+async def refuse(scope: Scope, receive: Receive, send: Send, reason: str) -> None:
+    """Answer 403 with `reason` as plain text (a websocket is closed before it opens)."""
+    from starlette.responses import PlainTextResponse
+
+    if scope["type"] == "websocket":
+        await send({"type": "websocket.close", "code": 1008, "reason": reason[:120]})
+        return
+    await PlainTextResponse(f"Refused: {reason}\n", status_code=403)(scope, receive, send)

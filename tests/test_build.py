@@ -10,7 +10,7 @@ import pytest
 
 from qa import Library, Settings
 from qa.embed import Embedder
-from qa.errors import BusyError, ConfigError
+from qa.errors import BusyError, ConfigError, StoreError
 
 ARTICLE = "Harbour reopens after storm\n\nThe harbour at Dunmore reopened on Friday after storm repairs.\n"
 
@@ -119,6 +119,35 @@ def test_a_second_writer_is_told_to_wait(library: Library) -> None:
     with library.store.writing():
         with pytest.raises(BusyError, match="being updated by process"):
             library.sync()
+
+
+def test_a_sync_only_reads_the_articles_folder(library: Library) -> None:
+    folder = library.settings.articles_dir
+
+    def snapshot() -> dict[str, tuple[bytes, int]]:
+        return {str(path.relative_to(folder)): (path.read_bytes(), path.stat().st_mtime_ns)
+                for path in sorted(folder.rglob("*")) if path.is_file()}
+
+    before = snapshot()
+    library.sync()
+    (folder / "harbour.txt").write_text(ARTICLE)
+    before["harbour.txt"] = snapshot()["harbour.txt"]
+    library.sync(rebuild=True)
+    assert snapshot() == before
+
+
+@pytest.mark.parametrize("target_exists", [True, False], ids=["to a file", "dangling"])
+def test_a_symlink_at_the_lock_path_is_refused_and_its_target_left_alone(
+    library: Library, tmp_path: Path, target_exists: bool
+) -> None:
+    target = tmp_path / "elsewhere.txt"
+    if target_exists:
+        target.write_text("somebody else's file\n")
+    library.settings.index_dir.mkdir(parents=True)
+    (library.settings.index_dir / ".lock").symlink_to(target)
+    with pytest.raises(StoreError, match=r"\.lock is a symbolic link, which the index never follows\. Delete"):
+        library.sync()
+    assert target.read_text() == "somebody else's file\n" if target_exists else not target.exists()
 
 
 def test_a_missing_articles_folder_is_a_clear_error(tmp_path: Path, embedder: Embedder) -> None:

@@ -15,6 +15,7 @@ from qa import Library, Settings
 from qa.embed import Embedder
 from qa.health import RECHECK, SAMPLE
 from qa.lexical import LexicalIndex, terms
+from qa.schema import best_first
 from qa.store import Store
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "bbc-news" / "articles.jsonl"
@@ -84,10 +85,20 @@ def test_a_filtered_search_ranks_only_the_allowed_rows(passages: list[list[str]]
     lexical = lexical.updated([5, 6, 7], rows[300:], passages[300:400])
     allowed = set(range(1, 401, 3)) - {7}
     found = lexical.search(QUERIES[1], 100, allowed)
-    everything = dict(lexical.search(QUERIES[1], 400))
+    everything = lexical.search(QUERIES[1], 400)
     assert found and {row for row, _ in found} <= allowed
-    assert [row for row, _ in found] == [row for row in everything if row in allowed][: len(found)]
-    assert not {5, 6, 7} & set(everything), "deleted passages are not found"
+    assert found == best_first([(row, score) for row, score in everything if row in allowed], 100)
+    assert not {5, 6, 7} & {row for row, _ in everything}, "deleted passages are not found"
+
+
+def test_equal_scores_are_ranked_by_row_and_the_cut_keeps_the_lowest_rows() -> None:
+    texts = ["harbour storm repairs", "harbour ferry timetable", "storm warning harbour closed"] * 100
+    lexical = LexicalIndex.build(list(range(1, 301)), terms(texts))
+    for k in (1, 5, 17, 60):
+        found = lexical.search("harbour storm repairs", k)
+        assert found == best_first(lexical.search("harbour storm repairs", 300), k)
+        tied = [row for row, score in found if score == found[0][1]]
+        assert tied == list(range(1, 3 * len(tied), 3)), "the lowest rows of those tied, in order"
 
 
 def test_saved_segments_are_referenced_not_written_again(passages: list[list[str]], tmp_path: Path) -> None:
