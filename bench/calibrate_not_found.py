@@ -1,113 +1,70 @@
-"""Calibrate the chat's "not found" threshold and check its quoted answers (`qa.answer.Composer`).
+"""Calibrate the answer's "not found" bar (`qa.answer.NOT_FOUND_THRESHOLD`) on the tuning questions.
 
-Corpus: `tests/fixtures/articles` plus the first 60 articles of each non-sport category of the
-BBC News set (`--corpus DIR`) (sport is left out so that football questions are really off-topic). Questions:
-`bench/data/answer-calibration/questions.json`: answerable ones with strings the quoted answer
-should contain, off-topic ones (some "near misses" on news subjects close to an article), and
-multi-turn conversations.
+Questions: `bench/data/bbc-paraphrase/tune.jsonl` (120 answerable paraphrased questions and 24
+off-topic or near-miss ones over the BBC News corpus, `--corpus DIR`) and
+`bench/data/seed-paraphrase/tune.jsonl` (over the shipped article in `seeds/`). The confirmation
+halves (`confirm.jsonl`) are never read here.
 
-For every threshold it prints how many answerable questions would be answered (and correctly),
-and how many off-topic questions would wrongly get an answer. The BBC texts are copyrighted and
-are read from `--corpus DIR` and never committed; the index is built under `--work` (reused when it is there).
+For each bar it prints how many answerable questions would be refused and how many off-topic ones
+would be, counting the refusals for names and years no article mentions as well, and the highest bar
+that refuses at most `--max-refused` (default 2%) of the answerable questions.
 
-Usage: `python -m bench.calibrate_not_found [--work DIR] [--corpus DIR] [-k 5]`.
+Usage: `python -m bench.calibrate_not_found [--corpus DIR] [--work DIR] [--json OUT]`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import statistics
+from dataclasses import replace
 from pathlib import Path
 
 from qa import Library, Settings
-from qa.answer import Answer, Composer, contextual_query
+from qa.answer import Answer
+from qa.evaluate import read_dataset
 
-from .bbc import REPO_ROOT, add_corpus_argument, bbc_articles
+from .bbc import REPO_ROOT, add_corpus_argument, bbc_files
 
-QUESTIONS = Path(__file__).resolve().parent / "data" / "answer-calibration" / "questions.json"
-CATEGORIES = ("business", "entertainment", "politics", "tech")
-PER_CATEGORY = 60
-
-
-def build_corpus(work: Path, corpus: Path) -> Path:
-    """The articles folder: fixtures plus the BBC subset as one JSON Lines file."""
-    folder = work / "articles"
-    if folder.is_dir():
-        return folder
-    articles = bbc_articles(corpus)
-    shutil.copytree(REPO_ROOT / "tests" / "fixtures" / "articles", folder)
-    taken: dict[str, int] = {}
-    with open(folder / "bbc.jsonl", "w", encoding="utf-8") as target:
-        for record in articles:
-            category = record["category"]
-            if category in CATEGORIES and taken.get(category, 0) < PER_CATEGORY:
-                taken[category] = taken.get(category, 0) + 1
-                target.write(json.dumps({key: record[key] for key in ("id", "title", "text")}) + "\n")
-    return folder
+DATA = Path(__file__).resolve().parent / "data"
+BARS = (0.005, 0.01, 0.02, 0.03, 0.05, 0.08, 0.1, 0.15, 0.2, 0.3)
 
 
-def quoted(answer: Answer) -> str:
-    return " ".join(quote.text for quote in answer.quotes).lower()
+def asked(library: Library, questions_file: Path) -> list[tuple[bool, Answer]]:
+    """(answerable, answer) for each question of the file, 5 sources each."""
+    _, questions = read_dataset(questions_file, with_passages=False)
+    return [(bool(q.answers), library.answer(q.question, 5)) for q in questions]
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--work", type=Path, default=Path("/tmp/qa-answer-calibration"))
     add_corpus_argument(parser)
-    parser.add_argument("-k", type=int, default=5)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/qa-calibrate"), help="where the indexes are kept")
+    parser.add_argument("--max-refused", type=float, default=0.02, help="answerable share that may be refused")
+    parser.add_argument("--json", type=Path, metavar="OUT", help="also write the sweep as JSON")
     args = parser.parse_args(argv)
-
-    folder = build_corpus(args.work, args.corpus)
-    library = Library(Settings(articles_dir=folder, index_dir=args.work / "index"))
-    print(library.sync().summary())
-    composer = Composer(library, threshold=0.0)  # every question is answered; the threshold is applied below
-    data = json.loads(QUESTIONS.read_text(encoding="utf-8"))
-
-    answerable = []
-    for item in data["answerable"]:
-        answer = composer.answer(item["question"], args.k)
-        right = any(expected.lower() in quoted(answer) for expected in item["expect"])
-        answerable.append((answer.best, right, item["question"]))
-    off_topic = [(composer.answer(item["question"], args.k).best, bool(item.get("near_miss")), item["question"])
-                 for item in data["off_topic"]]
-
-    right = sum(1 for _, ok, _ in answerable if ok)
-    print(f"\nanswerable: {len(answerable)}, quoted answer holds the expected text: {right}")
-    for best, ok, question in sorted(answerable):
-        print(f"  {best:.3f} {'ok ' if ok else 'BAD'} {question}")
-    print(f"\noff-topic: {len(off_topic)} ({sum(near for _, near, _ in off_topic)} near misses)")
-    for best, near, question in sorted(off_topic, reverse=True):
-        print(f"  {best:.3f} {'near' if near else '    '} {question}")
-    clear = [best for best, near, _ in off_topic if not near]
-    print(
-        f"\nbest-sentence similarity: answerable median {statistics.median(b for b, _, _ in answerable):.3f}, "
-        f"off-topic median {statistics.median(clear):.3f}"
-    )
-
-    print("\nthreshold  answered(right)/answerable  off-topic answered  near misses answered")
-    for step in range(36, 55):
-        threshold = step / 100
-        answered = [ok for best, ok, _ in answerable if best >= threshold]
-        wrong_clear = sum(1 for best, near, _ in off_topic if not near and best >= threshold)
-        wrong_near = sum(1 for best, near, _ in off_topic if near and best >= threshold)
-        print(
-            f"  {threshold:.2f}     {len(answered):3d} ({sum(answered):2d}) / {len(answerable)}"
-            f"               {wrong_clear:2d} / {len(clear)}              {wrong_near} / {len(off_topic) - len(clear)}"
-        )
-
-    print("\nconversations (threshold not applied):")
-    for conversation in data["conversations"]:
-        previous: list[str] = []
-        for question, expected in conversation:
-            answer = composer.answer(question, args.k, previous)
-            ok = any(text.lower() in quoted(answer) for text in expected)
-            shown = f" (searched: {contextual_query(question, previous)})" if answer.follow_up else ""
-            print(f"  {answer.best:.3f} {'ok ' if ok else 'BAD'} {question}{shown}")
-            previous.append(question)
-        print()
+    bbc_files(args.corpus)
+    base = Settings.from_env()
+    news = Library(replace(base, articles_dir=args.corpus / "raw", index_dir=args.work / "bbc"))
+    seed = Library(replace(base, articles_dir=REPO_ROOT / "seeds", index_dir=args.work / "seeds"), news.embedder)
+    results = asked(news, DATA / "bbc-paraphrase" / "tune.jsonl") + asked(seed, DATA / "seed-paraphrase" / "tune.jsonl")
+    answerable = [a for ok, a in results if ok]
+    off_topic = [a for ok, a in results if not ok]
+    print(f"{len(answerable)} answerable, {len(off_topic)} off-topic questions")
+    print("| bar | answerable refused | off-topic refused |\n|---:|---:|---:|")
+    sweep = []
+    for bar in BARS:
+        refused = sum(a.best < bar or bool(a.unknown) for a in answerable)
+        caught = sum(a.best < bar or bool(a.unknown) for a in off_topic)
+        sweep.append({"bar": bar, "answerable_refused": refused, "off_topic_refused": caught})
+        print(f"| {bar} | {refused} ({refused / len(answerable):.1%}) | {caught} ({caught / len(off_topic):.1%}) |")
+    allowed = [row["bar"] for row in sweep if row["answerable_refused"] <= args.max_refused * len(answerable)]
+    print(f"highest bar refusing at most {args.max_refused:.0%} of the answerable questions: "
+          f"{max(allowed) if allowed else 'none'}")
+    if args.json:
+        args.json.write_text(json.dumps({"answerable": len(answerable), "off_topic": len(off_topic),
+                                         "sweep": sweep}, indent=2) + "\n")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
+from .answer import Answer, Composer
 from .articles import FileCache
 from .backends import open_store
 from .build import Progress, SyncReport, sync
@@ -16,6 +18,7 @@ from .errors import BusyError, StoreError
 from .health import headline_update
 from .schema import Filters, Hit
 from .search import search
+from .sentences import SentenceVectors
 from .store import IndexStore
 
 logger = logging.getLogger(__name__)
@@ -36,6 +39,8 @@ class Library:
         self.settings = settings or Settings.from_env()
         self.embedder = embedder or Embedder(self.settings.model, self.settings.batch_size)
         self.store = open_store(self.settings)
+        self.sentences = SentenceVectors(self.settings.index_dir, self.embedder, self.settings.model)
+        self._composer: Composer | None = None
         self._synced = False
         self._sync_lock = threading.Lock()
         self._files = FileCache()  # what each article file held at the last sync
@@ -47,6 +52,7 @@ class Library:
             report = sync(
                 self.settings, self.store, self.embedder, rebuild=rebuild, progress=progress,
                 after=lambda store, changed: self._note_health(store, changed, previous), files=self._files,
+                sentences=self.sentences,
             )
             self._synced = True
             return report
@@ -94,6 +100,26 @@ class Library:
         self.ensure_index()
         when = read_when(question, self.store.newest_date()) if self.settings.read_dates else None
         return search(question, k, self.store, self.embedder, mode or self.settings.mode, filters, when=when)
+
+    def answer(
+        self,
+        question: str,
+        k: int = 5,
+        previous: Sequence[str] = (),
+        mode: str | None = None,
+        filters: Filters | None = None,
+    ) -> Answer:
+        """The short answer to `question`: quoted sentences, the `k` sources they cite, and whether it was found.
+
+        `previous` are the earlier questions of a conversation (oldest first), which give a follow-up
+        ("and how old is he?") its context. See `qa.answer`.
+
+        Raises:
+            QuestionError: the question is empty or too long, or k, mode or filters are impossible.
+        """
+        if self._composer is None:
+            self._composer = Composer(self)
+        return self._composer.answer(question, k, previous, mode, filters)
 
     def status(self) -> dict[str, object]:
         """Counts and manifest of the index, for panels and `qa index`."""

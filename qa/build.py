@@ -25,6 +25,7 @@ from .hashing import digest
 from .lexical import terms
 from .passages import Splitter
 from .schema import Article, Passage
+from .sentences import PassageText, SentenceVectors
 from .store import FORMAT_VERSION, Change, IndexStore
 
 logger = logging.getLogger(__name__)
@@ -154,6 +155,7 @@ def sync(
     progress: Progress | None = None,
     after: Callable[[IndexStore, list[str] | None], None] | None = None,
     files: FileCache | None = None,
+    sentences: SentenceVectors | None = None,
 ) -> SyncReport:
     """Bring the index in `store` up to date with `settings.articles_dir`.
 
@@ -161,6 +163,7 @@ def sync(
     health figures yet): the place to add notes such as the headline self-check to the manifest.
     `changed` lists the added and updated article ids, or is None after a full build. `files` keeps
     what each file held between syncs, so unchanged files are not read again (see `qa.articles`).
+    `sentences` gets the sentence vectors of the new passages (see `qa.sentences`).
 
     Raises:
         ConfigError: the articles folder is missing, or the model cannot be loaded.
@@ -220,6 +223,8 @@ def sync(
             },
         )
         store.apply(change)
+        if sentences is not None:
+            _fill_sentences(sentences, passages, folder.articles, updated)
         if after:
             after(store, None if change.reset else [article.article_id for article in added + updated])
         report = SyncReport(
@@ -262,6 +267,21 @@ def embed_share(
     }
     _, _, to_embed, keys, lengths = _plan(settings, embedder, mine, folder.articles)
     return _vectors(store, embedder, to_embed, keys, lengths, progress)[1]
+
+
+def _fill_sentences(
+    sentences: SentenceVectors, passages: list[Passage], articles: list[Article], updated: list[Article]
+) -> None:
+    """Embed the sentences of the new passages with the title their hits will cite (the first article's)."""
+    first: dict[str, Article] = {}
+    for article in sorted(articles, key=lambda a: a.article_id):
+        first.setdefault(article.body_hash, article)
+    started = time.perf_counter()
+    sentences.forget([a.article_id for a in updated], keep={a.article_id for a in articles})
+    done = sentences.fill([
+        PassageText(first[p.body_hash].title, p.text, first[p.body_hash].article_id) for p in passages
+    ])
+    logger.info("sentence vectors of %d passages embedded in %.1f s", done, time.perf_counter() - started)
 
 
 def _plan(

@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
 
+from .answer import NOT_FOUND, Answer, Source
 from .assistant import Library
 from .backends import copy_index
 from .build import ProgressMeter, embed_share
@@ -59,11 +60,18 @@ def parser() -> argparse.ArgumentParser:
     folders(check)
 
     evaluation = commands.add_parser(
-        "eval", help="measure retrieval quality on a labelled set",
-        description="Index DATASET_DIR/passages.jsonl as given (one passage each) and score the questions in "
-        "DATASET_DIR/questions.jsonl: recall@1/5/10, MRR@10, nDCG@10, answer recall@1/5, questions per second.",
+        "eval", help="measure answers and retrieval on a labelled set",
+        description="Index DATASET/passages.jsonl as given (one passage each), or with --articles a folder of "
+        "articles, and ask the questions of DATASET/questions.jsonl (or of the questions file DATASET): "
+        "recall@1/5/10, MRR@10, nDCG@10 by passage id, answer recall@1/5, questions per second; and for the "
+        "composed answers (5 sources each) how often an answer string is in the quoted sentences, the first "
+        "quote, the first source and the sources, how many answerable questions were refused, and how many "
+        "off-topic ones (no answers) were.",
     )
-    evaluation.add_argument("dataset", metavar="DATASET_DIR")
+    evaluation.add_argument("dataset", metavar="DATASET")
+    evaluation.add_argument("--articles", metavar="DIR", help="ask the questions over this folder of articles")
+    evaluation.add_argument("--answers", metavar="N", default="all",
+                            help="compose answers for N questions spread over the set, 'all' or 0 (default: all)")
     evaluation.add_argument("--mode", choices=[*MODES, "all"], default="all", help="which mode(s) (default: all)")
     evaluation.add_argument("-k", "--k", type=int, default=10, help="passages per question (default 10)")
     evaluation.add_argument("--json", metavar="OUT", help="also write the figures as JSON to OUT")
@@ -74,10 +82,16 @@ def parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--store", choices=("faiss", "milvus-lite"), help="index store (default: $QA_STORE)")
     evaluation.add_argument("-v", "--verbose", action="store_true", help="log what happens")
 
-    ask = commands.add_parser("ask", help="ask a question", description="Print the passages that best answer QUESTION.")
+    ask = commands.add_parser(
+        "ask", help="ask a question",
+        description="Print the short answer to QUESTION (the quoted sentences with [n] markers) and its numbered "
+        "sources, or that the articles don't seem to cover it.",
+    )
     ask.add_argument("question", help="the question, in quotes")
-    ask.add_argument("-k", type=int, default=5, metavar="N", help="how many passages (1-100, default 5)")
-    ask.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    ask.add_argument("-k", type=int, default=5, metavar="N", help="how many sources or passages (1-100, default 5)")
+    ask.add_argument("--passages", action="store_true", help="print the best passages only, without an answer")
+    ask.add_argument("--json", action="store_true",
+                     help="print one JSON object instead of text (quotes, sources and found; with --passages the hits)")
     ask.add_argument("--mode", choices=MODES, help="dense, bm25 or hybrid (default: $QA_MODE or hybrid)")
     ask.add_argument("--source", action="append", default=[], metavar="NAME",
                      help="only articles from this publisher or source folder (repeatable)")
@@ -121,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "check":
             return run_check(library)
         filters = Filters(tuple(args.source), tuple(args.article), args.date_from, args.date_to)
-        return run_ask(library, args.question, args.k, args.json, args.mode, filters)
+        return run_ask(library, args.question, args.k, args.json, args.mode, filters, args.passages)
     except QuestionError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -164,9 +178,13 @@ def run_eval(args: argparse.Namespace) -> int:
 
     modes = MODES if args.mode == "all" else (args.mode,)
     settings = Settings.from_env(model=args.model)
+    if args.answers not in ("all",) and not args.answers.isdigit():
+        raise ConfigError(f"--answers {args.answers!r}: give a number of questions, 'all' or 0.")
     result = evaluate(
         Path(args.dataset), modes, args.k, Path(args.index) if args.index else None, settings, limit=args.limit,
         progress=lambda line: print(line, file=sys.stderr), store=args.store,
+        articles=Path(args.articles) if args.articles else None,
+        answers=None if args.answers == "all" else int(args.answers),
     )
     print(f"{result['passages']} passages, {result['questions']} questions, model {settings.model}")
     print(table(result))
@@ -223,10 +241,16 @@ def run_check(library: Library) -> int:
     return EXIT_ERROR
 
 
-def run_ask(library: Library, question: str, k: int, as_json: bool, mode: str | None, filters: Filters) -> int:
+def run_ask(
+    library: Library, question: str, k: int, as_json: bool, mode: str | None, filters: Filters, passages: bool = False
+) -> int:
     if not question.strip():
         raise QuestionError("The question is empty: type a question about the articles.")
     library.ensure_index()
+    if not passages:
+        answer = library.answer(question, k, mode=mode, filters=filters or None)
+        print(json.dumps(answer.to_json(), ensure_ascii=False, indent=2) if as_json else format_answer(answer))
+        return EXIT_OK
     hits = library.retrieve(question, k, mode, filters or None)
     if as_json:
         print(json.dumps({"question": question, "hits": [hit.to_json() for hit in hits]}, ensure_ascii=False, indent=2))
@@ -236,6 +260,36 @@ def run_ask(library: Library, question: str, k: int, as_json: bool, mode: str | 
     for hit in hits:
         print(format_hit(hit))
     return EXIT_OK
+
+
+def format_answer(answer: Answer) -> str:
+    """The short answer with [n] markers, then the numbered sources with the quoted sentences marked."""
+    if not answer.sources:
+        return "No passages: the index is empty. Add articles to the articles folder and run `python -m qa index`."
+    if answer.found:
+        lines = [" ".join(f"{' '.join(quote.text.split())} [{quote.number}]" for quote in answer.quotes)]
+    else:
+        why = (f"no article mentions {', '.join(answer.unknown)}" if answer.unknown
+               else f"confidence {answer.best:.2f}, needed {answer.threshold:.2f}")
+        lines = [f"{NOT_FOUND} ({why}) The nearest passages:"]
+    lines.append("")
+    for source in answer.sources:
+        hit = source.hit
+        marked = " ".join(f">>{q.text}<<" if q in source.highlights else q for q in _pieces(hit.text, source))
+        lines.append(format_hit(replace(hit, rank=source.number, text=marked)).rstrip("\n"))
+        lines.append("")
+    return "\n".join(lines).rstrip("\n")
+
+
+def _pieces(text: str, source: Source) -> list[object]:
+    """The passage cut around its highlighted sentences (each highlight kept as its `Quote`)."""
+    pieces: list[object] = []
+    at = 0
+    for quote in source.highlights:
+        pieces += [text[at : quote.start].strip(), quote]
+        at = quote.end
+    pieces.append(text[at:].strip())
+    return [piece for piece in pieces if piece]
 
 
 def format_hit(hit: Hit) -> str:

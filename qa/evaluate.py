@@ -1,8 +1,16 @@
-"""Retrieval evaluation on a labelled set: recall, MRR, nDCG, answer recall, speed.
+"""Evaluation on a labelled set: what the reader sees (the short answer) and how retrieval ranks.
 
-A dataset folder holds `passages.jsonl` (`{"id", "title", "text"}`) and `questions.jsonl`
-(`{"id", "question", "answers": [...], "passage_ids": [...]}`). The passages are indexed as
-given, one passage each, and every question is asked in each mode.
+A dataset is either a folder holding `passages.jsonl` (`{"id", "title", "text"}`) and
+`questions.jsonl` (`{"id", "question", "answers": [...], "passage_ids": [...]}`), whose passages are
+indexed as given, one passage each; or a questions file (or a folder with `questions.jsonl`) asked
+over a folder of articles (`articles=`), indexed as the assistant indexes any folder. A question with
+no `answers` is off-topic: the right reply is "not found".
+
+Every question is asked in each mode. The answer figures (`answer_metrics`) count, over the
+answerable questions, how often an answer string (case-insensitive) is in the quoted sentences, in
+the first quote, in the first source and in any of the `ANSWER_K` sources, and how often the
+question was refused; and over the off-topic ones, how often they were refused. The retrieval
+figures (recall, MRR, nDCG by passage id) need the passages of the dataset.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from .answer import Answer
 from .assistant import Library
 from .backends import copy_index
 from .config import Settings
@@ -27,35 +36,50 @@ FEED = "passages.jsonl"  # the file the passages are written to inside the artic
 PREFIX = FEED + "#"
 
 
+ANSWER_K = 5  # sources per answer, as in the chat
+
+
 @dataclass(frozen=True)
 class Question:
     question_id: str
     question: str
-    answers: tuple[str, ...]
+    answers: tuple[str, ...]  # empty: off-topic, the collection does not answer it
     gold: frozenset[str]
 
 
-def read_dataset(folder: Path) -> tuple[list[dict[str, str]], list[Question]]:
-    """The passages and questions of a dataset folder.
+def read_dataset(dataset: Path, with_passages: bool = True) -> tuple[list[dict[str, str]], list[Question]]:
+    """The passages and questions of a dataset folder (or, without passages, of a questions file).
 
     Raises:
         ConfigError: a file is missing or a line is malformed (named with its line number).
     """
-    folder = Path(folder)
+    dataset = Path(dataset)
+    questions_file = dataset if dataset.is_file() else dataset / "questions.jsonl"
     passages = [
         {"id": str(r["id"]), "title": str(r.get("title") or ""), "text": str(r["text"])}
-        for r in _jsonl(folder / "passages.jsonl", ("id", "text"))
-    ]
+        for r in _jsonl(dataset / "passages.jsonl", ("id", "text"))
+    ] if with_passages else []
     questions = [
-        Question(str(r["id"]), str(r["question"]), tuple(r.get("answers") or ()), frozenset(map(str, r["passage_ids"])))
-        for r in _jsonl(folder / "questions.jsonl", ("id", "question", "passage_ids"))
+        Question(str(r["id"]), str(r["question"]), tuple(map(str, r.get("answers") or ())),
+                 frozenset(map(str, r.get("passage_ids") or ())))
+        for r in _jsonl(questions_file, ("id", "question"))
     ]
     return passages, questions
 
 
+def sample(questions: list[Question], count: int | None) -> list[Question]:
+    """`count` questions spread evenly over the list (all of them when None or more than there are)."""
+    if not count or count >= len(questions):
+        return questions
+    return [questions[at * len(questions) // count] for at in range(count)]
+
+
 def _jsonl(path: Path, required: tuple[str, ...]) -> list[dict[str, object]]:
     if not path.is_file():
-        raise ConfigError(f"{path} is missing: a dataset folder holds passages.jsonl and questions.jsonl.")
+        raise ConfigError(
+            f"{path} is missing: a dataset is a folder with passages.jsonl and questions.jsonl, or a questions "
+            "file asked over a folder of articles (--articles DIR)."
+        )
     records = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
@@ -95,6 +119,38 @@ def _ids(hit: Hit) -> list[str]:
     return [c.article_id.removeprefix(PREFIX) for c in (hit.citation, *hit.also_in)]
 
 
+def answer_metrics(answers: list[Answer], questions: list[Question]) -> dict[str, float]:
+    """What the reader sees, as fractions 0-1 (off-topic questions are counted apart)."""
+    totals = dict.fromkeys(
+        ("answered", "in_quotes", "in_first_quote", "in_first_source", "in_sources", "refused", "off_topic_refused"),
+        0.0,
+    )
+    answerable = sum(1 for q in questions if q.answers)
+    off_topic = len(questions) - answerable
+    for answer, question in zip(answers, questions, strict=True):
+        if not question.answers:
+            totals["off_topic_refused"] += not answer.found
+            continue
+        wanted = [text.lower() for text in question.answers]
+
+        def holds(text: str, wanted: list[str] = wanted) -> bool:
+            return any(w in text.lower() for w in wanted)
+
+        quotes = [quote.text for quote in answer.quotes]
+        totals["answered"] += answer.found
+        totals["refused"] += not answer.found
+        totals["in_quotes"] += any(holds(text) for text in quotes)
+        totals["in_first_quote"] += bool(quotes) and holds(quotes[0])
+        totals["in_first_source"] += bool(answer.sources) and holds(answer.sources[0].hit.text)
+        totals["in_sources"] += any(holds(source.hit.text) for source in answer.sources)
+    return {
+        **{name: value / max(answerable, 1) for name, value in totals.items() if name != "off_topic_refused"},
+        "off_topic_refused": totals["off_topic_refused"] / off_topic if off_topic else float("nan"),
+        "answerable": float(answerable),
+        "off_topic": float(off_topic),
+    }
+
+
 def evaluate(
     dataset: Path,
     modes: tuple[str, ...] = MODES,
@@ -105,23 +161,32 @@ def evaluate(
     limit: int | None = None,
     progress: Callable[[str], None] | None = None,
     store: str | None = None,
+    articles: Path | None = None,
+    answers: int | None = 0,
 ) -> dict[str, object]:
-    """Index the dataset's passages and score every mode; the JSON report of `qa eval`.
+    """Index the dataset and score every mode; the JSON report of `qa eval`.
 
-    `store` "milvus-lite": the passages are indexed with FAISS (reusing the embeddings an index kept in
-    `index_dir` holds), copied into milvus-lite in the same folder, and scored there.
+    Args:
+        articles: ask the questions over this folder of articles instead of the dataset's passages.
+        answers: compose answers (k = ANSWER_K) for this many questions, spread over the set; None for
+            all of them, 0 for none. Retrieval figures always use every question.
+        store: "milvus-lite": the passages are indexed with FAISS (reusing the embeddings an index kept in
+            `index_dir` holds), copied into milvus-lite in the same folder, and scored there.
     """
-    passages, questions = read_dataset(dataset)
+    passages, questions = read_dataset(dataset, with_passages=articles is None)
     questions = questions[:limit] if limit else questions
     with tempfile.TemporaryDirectory(prefix="qa-eval-") as scratch:
-        articles = Path(scratch) / "articles"
-        articles.mkdir()
-        with open(articles / FEED, "w", encoding="utf-8") as feed:
-            for passage in passages:
-                feed.write(json.dumps(passage, ensure_ascii=False) + "\n")
         base = settings or Settings.from_env()
         folder = index_dir or Path(scratch) / "index"
-        settings = replace(base, articles_dir=articles, index_dir=folder, split=False)
+        if articles is None:
+            articles = Path(scratch) / "articles"
+            articles.mkdir()
+            with open(articles / FEED, "w", encoding="utf-8") as feed:
+                for passage in passages:
+                    feed.write(json.dumps(passage, ensure_ascii=False) + "\n")
+            settings = replace(base, articles_dir=articles, index_dir=folder, split=False)
+        else:
+            settings = replace(base, articles_dir=Path(articles), index_dir=folder)
         library = Library(replace(settings, store="faiss") if store else settings, embedder=embedder)
         started = time.perf_counter()
         report = library.sync()
@@ -132,11 +197,13 @@ def evaluate(
             faiss_store.close()
         index_seconds = time.perf_counter() - started
         if progress:
-            progress(f"indexed {len(passages)} passages in {index_seconds:.1f} s ({report.passages_embedded} embedded)")
+            progress(f"indexed {report.passages_total} passages in {index_seconds:.1f} s "
+                     f"({report.passages_embedded} embedded)")
 
         started = time.perf_counter()
         vectors = library.embedder.encode_queries([q.question for q in questions])
         encode_seconds = time.perf_counter() - started
+        asked = sample(questions, answers) if answers != 0 else []
         results: dict[str, object] = {}
         for mode in modes:
             started = time.perf_counter()
@@ -148,29 +215,64 @@ def evaluate(
             ranked = [[passage_id for hit in found for passage_id in _ids(hit)] for found in hits]
             texts = [[hit.text for hit in found] for found in hits]
             scores = metrics(ranked, texts, questions)
-            results[mode] = {
+            if not passages:  # no passage ids to compare with: only the answer strings count
+                scores = {name: value for name, value in scores.items() if name.startswith("answer_")}
+            figures: dict[str, object] = {
                 **{name: round(value, 4) for name, value in scores.items()},
                 "qps": round(len(questions) / seconds, 1),
                 "index_seconds": round(index_seconds, 1),
             }
+            if asked:
+                started = time.perf_counter()
+                composed = [library.answer(q.question, ANSWER_K, mode=mode) for q in asked]
+                elapsed = sorted(answer.seconds for answer in composed)
+                figures["answers"] = {
+                    **{name: round(value, 4) for name, value in answer_metrics(composed, asked).items()},
+                    "answer_ms_p50": round(1000 * elapsed[len(elapsed) // 2], 1),
+                    "seconds": round(time.perf_counter() - started, 1),
+                }
+            results[mode] = figures
             if progress:
-                progress(f"{mode}: " + ", ".join(f"{name} {value}" for name, value in results[mode].items()))
+                progress(f"{mode}: " + ", ".join(f"{name} {value}" for name, value in figures.items()))
         library.store.close()
     return {
         "store": library.settings.store.split(":", 1)[0],
-        "passages": len(passages),
+        "passages": report.passages_total,
         "questions": len(questions),
         "passages_embedded": report.passages_embedded,
         "modes": results,
     }
 
 
+ANSWER_COLUMNS = (
+    ("in_quotes", "answer in quotes"), ("in_first_quote", "in first quote"), ("in_first_source", "in first source"),
+    ("in_sources", f"in the {ANSWER_K} sources"), ("refused", "answerable refused"),
+    ("off_topic_refused", "off-topic refused"), ("answer_ms_p50", "ms p50"),
+)
+
+
 def table(result: dict[str, object]) -> str:
-    """The report as a Markdown table."""
-    modes: dict[str, dict[str, float]] = result["modes"]  # type: ignore[assignment]
-    columns = ["recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10", "answer_recall@1", "answer_recall@5", "qps"]
+    """The report as Markdown tables: retrieval, then the answers (when they were composed)."""
+    modes: dict[str, dict[str, object]] = result["modes"]  # type: ignore[assignment]
+    names = ["recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10", "answer_recall@1", "answer_recall@5", "qps"]
+    columns = [c for c in names if all(c in values for values in modes.values())]
     lines = ["| mode | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
     for mode, values in modes.items():
         lines.append(f"| {mode} | " + " | ".join(f"{values[c]:.3f}" if c != "qps" else f"{values[c]:.0f}"
                                                   for c in columns) + " |")
+    composed = {mode: values["answers"] for mode, values in modes.items() if "answers" in values}
+    if composed:
+        first: dict[str, float] = next(iter(composed.values()))  # type: ignore[assignment]
+        lines += ["", f"Answers ({first['answerable']:.0f} answerable, {first['off_topic']:.0f} off-topic questions):",
+                  "", "| mode | " + " | ".join(title for _, title in ANSWER_COLUMNS) + " |",
+                  "|---|" + "---:|" * len(ANSWER_COLUMNS)]
+        for mode, figures in composed.items():
+            cells = [_cell(figures.get(name), name) for name, _ in ANSWER_COLUMNS]  # type: ignore[union-attr]
+            lines.append(f"| {mode} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _cell(value: object, name: str) -> str:
+    if not isinstance(value, float | int) or value != value:  # missing or NaN (no off-topic questions)
+        return "-"
+    return f"{value:.0f}" if name == "answer_ms_p50" else f"{value:.1%}"

@@ -12,9 +12,8 @@ import re
 from urllib.parse import quote as url_quote
 from urllib.parse import urlsplit
 
-from .answer import Answer, Source
+from .answer import NOT_FOUND, Answer, Source
 
-NOT_FOUND = "The articles don't seem to cover this."
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#|~$!^])")
 _AUTOLINK = re.compile(r"://|\bwww\.", re.IGNORECASE)  # GFM turns these into links even in plain text
 _LINE_START = re.compile(r"^[ \t]*(?:[-+=]|\d{1,9}[.)])", re.MULTILINE)  # list items, setext underlines
@@ -70,10 +69,12 @@ def to_markdown(answer: Answer) -> str:
     if answer.found:
         lines.append(" ".join(f"{_flat(quote.text)} [{quote.number}]" for quote in answer.quotes))
     else:
-        lines.append(
-            f"**{NOT_FOUND}** None of the passages matches the question well (best similarity {answer.best:.2f}, "
-            f"needed {answer.threshold:.2f}). The nearest passages are below, marked as weak matches."
+        why = (
+            f"No article mentions {escape_markdown(', '.join(answer.unknown))}." if answer.unknown else
+            f"None of the passages seems to hold the answer (confidence {answer.best:.2f}, needed "
+            f"{answer.threshold:.2f})."
         )
+        lines.append(f"**{NOT_FOUND}** {why} The nearest passages are below, marked as weak matches.")
     if answer.follow_up:
         lines.append(f"\n*Follow-up: searched as “{escape_markdown(answer.query)}”*")
     lines.append("\n**Sources**" if answer.found else "\n**Nearest passages (weak matches)**")

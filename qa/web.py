@@ -1,11 +1,12 @@
 """The chat page and its API: Gradio Blocks over one `Library`. The only module that imports gradio.
 
-The page has a chat with history (answers with `[n]` markers and numbered sources), the number
-of sources per answer, an upload box that saves articles into the articles folder and syncs the
-index in the background (questions are answered from the previous index meanwhile), and an
-index panel. Named API endpoints: `/ask` (the reply as Markdown), `/retrieve` (hits as JSON) and
-`/upload`. Article text is untrusted: everything taken from it is escaped before it becomes
-Markdown, and the chat renders no raw HTML tags, LaTeX or custom tags on top of that.
+The page has a chat with history (answers with `[n]` markers and numbered sources), the number of
+sources per answer, an upload box that saves articles into the articles folder and syncs the index
+in the background (questions are answered from the previous index meanwhile), and an index panel.
+Named API endpoints: `/ask` (the reply as Markdown), `/answer` (the same answer as JSON: quotes,
+sources, found), `/retrieve` (hits as JSON) and `/upload`. Article text is untrusted: everything
+taken from it is escaped before it becomes Markdown, and the chat renders no raw HTML tags, LaTeX or
+custom tags on top of that.
 
 Serving: no public share link, no folders served beyond Gradio's own, Gradio's copies of uploads
 deleted after an hour, and `SameOrigin` in front of every route: without a password only the
@@ -22,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .answer import NOT_FOUND_THRESHOLD, Composer
+from .answer import NOT_FOUND_THRESHOLD, Answer, Composer
 from .background import BackgroundSync
 from .build import describe_progress
 from .errors import QAError
@@ -95,13 +96,25 @@ class ChatApp:
         if isinstance(sources, bool) or not isinstance(sources, int | float) or not 1 <= sources <= MAX_SOURCES:
             return f"⚠️ The number of sources must be from 1 to {MAX_SOURCES} (got {escape_markdown(repr(sources))})."
         try:
-            answer = self.composer.answer(question, int(sources), previous or [], mode or None)
+            answer = self.answer(question, sources, previous, mode)
         except QAError as error:
             return f"⚠️ {escape_markdown(str(error))}"
         except Exception:  # a bug must not become an error page either; the log has the details
             logger.exception("answering failed")
             return "⚠️ Something went wrong while answering; the server log has the details. Please try again."
         return to_markdown(answer)
+
+    def answer(
+        self, question: str, sources: int = DEFAULT_SOURCES, previous: list[str] | None = None, mode: str | None = None
+    ) -> Answer:
+        """The composed answer (see `Library.answer`).
+
+        Raises:
+            QAError: the question or a setting cannot be used.
+        """
+        if isinstance(sources, bool) or not isinstance(sources, int | float) or not 1 <= sources <= MAX_SOURCES:
+            raise QAError(f"The number of sources must be from 1 to {MAX_SOURCES} (got {sources!r}).")
+        return self.composer.answer(question, int(sources), previous or [], mode or None)
 
     def hits(self, question: str, k: int = DEFAULT_SOURCES, mode: str | None = None) -> dict[str, Any]:
         """The `k` best passages as JSON: `{"question", "hits": [...]}` (see `Hit.to_json`)."""
@@ -285,7 +298,18 @@ class ChatApp:
                 except QAError as error:
                     raise gr.Error(str(error)) from None
 
+            def answer_api(
+                question: str, sources: int = DEFAULT_SOURCES, history: list[str] | None = None, mode: str = ""
+            ) -> dict[str, Any]:
+                """The answer as JSON: {"question", "found", "confidence", "quotes": [{"source", "text", "start",
+                "end", "score"}], "sources": [hit fields + "number", "relevance", "weak"], ...}."""
+                try:
+                    return self.answer(question, sources, history, mode).to_json()
+                except QAError as error:
+                    raise gr.Error(str(error)) from None
+
             gr.api(ask_api, api_name="ask", concurrency_limit=4)
+            gr.api(answer_api, api_name="answer", concurrency_limit=4)
             gr.api(retrieve_api, api_name="retrieve", concurrency_limit=4)
         return blocks
 

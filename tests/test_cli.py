@@ -25,7 +25,7 @@ def test_index_then_ask_json_then_add_an_article(articles: Path, tmp_path: Path)
     assert built.returncode == 0, built.stderr
     assert "6 added, 0 updated, 0 removed, 0 unchanged" in built.stdout
 
-    asked = qa("ask", "Who interviewed Maduro?", "--json", "-k", "3", *folders)
+    asked = qa("ask", "Who interviewed Maduro?", "--json", "--passages", "-k", "3", *folders)
     assert asked.returncode == 0, asked.stderr
     answer = json.loads(asked.stdout)
     assert answer["question"] == "Who interviewed Maduro?" and len(answer["hits"]) == 3
@@ -40,13 +40,33 @@ def test_index_then_ask_json_then_add_an_article(articles: Path, tmp_path: Path)
     assert "1 added, 0 updated, 0 removed, 6 unchanged; 1 passages embedded" in synced.stdout
 
 
-def test_ask_prints_a_readable_ranked_list_with_citations(articles: Path, tmp_path: Path) -> None:
+def test_ask_prints_the_quoted_answer_then_its_numbered_sources(articles: Path, tmp_path: Path) -> None:
     asked = qa("ask", "Which US oil company can export Venezuelan crude?", "-k", "2",
                "--articles", str(articles), "--index", str(tmp_path / "index"))
     assert asked.returncode == 0, asked.stderr
-    assert asked.stdout.startswith("[1] Venezuela’s Maduro Opens Door")
-    assert "venezuela-maduro-us-negotiations.txt, paragraph" in asked.stdout and "Chevron" in asked.stdout
-    assert "[2] " in asked.stdout
+    answer, sources = asked.stdout.split("\n\n", 1)
+    assert "Chevron" in answer and answer.rstrip().endswith("]")
+    assert sources.startswith("[1] Venezuela’s Maduro Opens Door")
+    assert "venezuela-maduro-us-negotiations.txt, paragraph" in sources and ">>" in sources
+    assert "[2] " in sources
+
+
+def test_ask_json_has_the_quotes_the_sources_and_whether_it_was_found(articles: Path, tmp_path: Path) -> None:
+    asked = qa("ask", "Who interviewed Maduro?", "--json", "-k", "3",
+               "--articles", str(articles), "--index", str(tmp_path / "index"))
+    assert asked.returncode == 0, asked.stderr
+    answer = json.loads(asked.stdout)
+    assert answer["found"] is True and len(answer["sources"]) == 3
+    assert "Ramonet" in answer["quotes"][0]["text"]
+    cited = answer["sources"][answer["quotes"][0]["source"] - 1]
+    assert cited["text"][answer["quotes"][0]["start"] : answer["quotes"][0]["end"]] == answer["quotes"][0]["text"]
+
+
+def test_ask_says_when_the_articles_do_not_cover_the_question(articles: Path, tmp_path: Path) -> None:
+    asked = qa("ask", "How do I bake a chocolate cake?", "--articles", str(articles),
+               "--index", str(tmp_path / "index"))
+    assert asked.returncode == 0, asked.stderr
+    assert asked.stdout.startswith("The articles don't seem to cover this.")
 
 
 def test_an_empty_question_exits_2_with_a_message(tmp_path: Path) -> None:
@@ -71,7 +91,7 @@ def test_skipped_files_are_named_on_standard_error(articles: Path, tmp_path: Pat
 
 def test_ask_takes_a_mode_and_filters(articles: Path, tmp_path: Path) -> None:
     folders = ["--articles", str(articles), "--index", str(tmp_path / "index")]
-    asked = qa("ask", "strike", "--json", "-k", "10", "--mode", "bm25", "--source", "Example Wire",
+    asked = qa("ask", "strike", "--json", "--passages", "-k", "10", "--mode", "bm25", "--source", "Example Wire",
                "--date-from", "2025-06-01", *folders)
     assert asked.returncode == 0, asked.stderr
     assert {hit["article_id"] for hit in json.loads(asked.stdout)["hits"]} == {"briefs.jsonl#rail-strike"}

@@ -7,11 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from qa.answer import Answer, Quote, Source
 from qa.embed import Embedder
 from qa.errors import ConfigError
-from qa.evaluate import Question, evaluate, metrics, read_dataset
+from qa.evaluate import Question, answer_metrics, evaluate, metrics, read_dataset, table
+from qa.schema import Citation, Hit
 
-TINY = Path(__file__).parent / "fixtures" / "tiny-eval"
+FIXTURES = Path(__file__).parent / "fixtures"
+TINY = FIXTURES / "tiny-eval"
 
 
 def question(gold: set[str], answers: tuple[str, ...] = ()) -> Question:
@@ -77,3 +80,47 @@ def test_both_stores_are_scored_on_the_same_embeddings(tmp_path: Path, embedder:
     assert (on_faiss["store"], on_milvus["store"]) == ("faiss", "milvus-lite")
     assert on_milvus["passages_embedded"] == 0 and embedder.texts_embedded == embedded  # copied, not re-embedded
     assert on_milvus["modes"]["dense"]["mrr@10"] == on_faiss["modes"]["dense"]["mrr@10"]
+
+
+def answer(quotes: tuple[str, ...], sources: tuple[str, ...], found: bool = True) -> Answer:
+    """An answer with these quoted sentences (from source 1) and these source texts."""
+    hits = [Hit(rank, 1.0, text, Citation("a", "T", "a.txt", None, None, None, 0, 0, 0, len(text)))
+            for rank, text in enumerate(sources, start=1)]
+    shown = tuple(Quote(1, text, 0, len(text), 0.9, 0.5) for text in quotes)
+    return Answer("?", "?", found, 0.9 if found else 0.01, 0.05, shown if found else (),
+                  tuple(Source(n, hit, (), 0.5, False) for n, hit in enumerate(hits, start=1)))
+
+
+def test_answer_metrics_count_what_the_reader_sees() -> None:
+    questions = [question({"a"}, ("Ramonet",)), question({"b"}, ("$2bn",)), question({"c"}, ("Chevron",)),
+                 question(set()), question(set())]
+    answers = [
+        answer(("Ignacio Ramonet asked him.", "Other."), ("Ignacio Ramonet asked him.",)),  # in the first quote
+        answer(("Profit rose.", "It made $2bn."), ("x", "It made $2bn.")),  # second quote, second source
+        answer((), ("Chevron exports oil.",), found=False),  # refused although the source holds it
+        answer((), ("x",), found=False),  # off-topic, refused
+        answer(("Something.",), ("Something.",)),  # off-topic, answered
+    ]
+    figures = answer_metrics(answers, questions)
+    assert figures["answerable"] == 3 and figures["off_topic"] == 2
+    assert figures["in_quotes"] == pytest.approx(2 / 3)
+    assert figures["in_first_quote"] == pytest.approx(1 / 3)
+    assert figures["in_first_source"] == pytest.approx(2 / 3)
+    assert figures["in_sources"] == pytest.approx(1.0)
+    assert figures["refused"] == pytest.approx(1 / 3) and figures["answered"] == pytest.approx(2 / 3)
+    assert figures["off_topic_refused"] == pytest.approx(1 / 2)
+
+
+def test_eval_asks_a_questions_file_over_a_folder_of_articles(tmp_path: Path, embedder: Embedder) -> None:
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text("\n".join(json.dumps(record) for record in (
+        {"id": "1", "question": "Which journalist interviewed the Venezuelan president?", "answers": ["Ramonet"]},
+        {"id": "2", "question": "Which American oil firm may ship Venezuelan crude?", "answers": ["Chevron"]},
+        {"id": "3", "question": "How do I bake a chocolate cake?", "answers": []},
+    )) + "\n")
+    result = evaluate(questions, modes=("hybrid",), embedder=embedder, index_dir=tmp_path / "index",
+                      articles=FIXTURES / "articles", answers=None)
+    figures = result["modes"]["hybrid"]
+    assert "recall@1" not in figures  # no passage ids to compare with
+    assert figures["answers"]["in_quotes"] == 1.0 and figures["answers"]["off_topic_refused"] == 1.0
+    assert "Answers (2 answerable, 1 off-topic questions)" in table(result)

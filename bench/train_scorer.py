@@ -1,0 +1,130 @@
+"""Train the sentence scorer that picks the quoted answer (`qa/scorer.json`), reproducibly.
+
+The scorer is a logistic model over the features of `qa.scoring` (about two dozen numbers per
+sentence). Its training examples are the sentences of the top `qa.answer.CANDIDATES` hybrid results for
+each training question, labelled by whether they contain one of the question's answer strings:
+
+- news: `bench/data/bbc-train/*.jsonl`, 450 questions written by hand as readers' paraphrases over the
+  BBC News corpus (none of them about an article of the evaluation sets in `bench/data/bbc-paraphrase`);
+- Wikipedia: the even-numbered half of the SQuAD v1.1 dev questions (the odd half is left for `qa eval`).
+
+The two sources weigh the same in the fit. The fit is Newton's method with an L2 penalty on
+standardized features, so the same data gives the same weights.
+
+Usage: `python -m bench.train_scorer [--corpus DIR] [--squad DIR] [--work DIR] [--out qa/scorer.json]`
+`--corpus` is the BBC News dataset (DIR/raw/<category>/<NNN>.txt, http://mlg.ucd.ie/datasets/bbc.html);
+`--squad` a folder with `passages.jsonl` and `questions.jsonl` in the `qa eval` format. The indexes
+are kept in `--work` between runs (about 20 minutes to build on two cores, then seconds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from bench.bbc import add_corpus_argument, bbc_files
+from qa.answer import CANDIDATES, Composer
+from qa.assistant import Library
+from qa.config import Settings
+from qa.evaluate import FEED, Question, read_dataset
+from qa.scoring import FEATURES, WEIGHTS_FILE, Scorer
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared" / "data"  # where the SQuAD dev set is, next to the repository
+TRAIN = Path(__file__).resolve().parent / "data" / "bbc-train"
+L2 = 1.0
+
+
+def examples(library: Library, questions: list[Question]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Feature rows, labels and question numbers of the sentences of each question's candidates."""
+    composer = Composer(library)
+    rows, labels, groups = [], [], []
+    for number, question in enumerate(questions):
+        hits = library.retrieve(question.question, CANDIDATES, "hybrid")
+        candidates, matrix = composer.features(question.question, question.question, hits)
+        wanted = [answer.lower() for answer in question.answers]
+        for candidate, row in zip(candidates, matrix, strict=True):
+            text = hits[candidate.passage].text[candidate.start : candidate.end].lower()
+            rows.append(row)
+            labels.append(float(any(answer in text for answer in wanted)))
+            groups.append(number)
+    return np.asarray(rows, dtype=np.float64), np.asarray(labels), np.asarray(groups)
+
+
+def fit(matrix: np.ndarray, labels: np.ndarray, weights: np.ndarray, l2: float = L2) -> Scorer:
+    """Weighted L2-penalized logistic regression on standardized features (Newton's method)."""
+    mean, scale = matrix.mean(axis=0), matrix.std(axis=0)
+    scale[scale == 0] = 1.0
+    design = np.hstack([(matrix - mean) / scale, np.ones((len(matrix), 1))])
+    beta = np.zeros(design.shape[1])
+    penalty = l2 * np.eye(len(beta))
+    penalty[-1, -1] = 0.0
+    for _ in range(50):
+        probability = 1 / (1 + np.exp(-design @ beta))
+        gradient = design.T @ (weights * (probability - labels)) + penalty @ beta
+        hessian = (design * (weights * probability * (1 - probability))[:, None]).T @ design + penalty
+        step = np.linalg.solve(hessian, gradient)
+        beta -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return Scorer(tuple(mean.round(6)), tuple(scale.round(6)), tuple(beta[:-1].round(6)), float(beta[-1].round(6)))
+
+
+def top_one(scorer: Scorer, matrix: np.ndarray, labels: np.ndarray, groups: np.ndarray) -> float:
+    """Share of questions whose best-scored sentence holds the answer."""
+    logits = scorer.logits(matrix.astype(np.float32))
+    hits = [labels[groups == g][np.argmax(logits[groups == g])] for g in np.unique(groups)]
+    return float(np.mean(hits))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_corpus_argument(parser)
+    parser.add_argument("--squad", type=Path, default=SHARED / "squad-v1.1-dev",
+                        help="SQuAD dev in the qa eval format (passages.jsonl, questions.jsonl)")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/qa-train-scorer"), help="where the indexes are kept")
+    parser.add_argument("--out", type=Path, default=WEIGHTS_FILE, help="the weights file to write")
+    args = parser.parse_args(argv)
+    bbc_files(args.corpus)
+    if not (args.squad / "questions.jsonl").is_file():
+        print(f"error: no SQuAD questions in {args.squad}. --squad DIR: passages.jsonl and questions.jsonl in the "
+              "qa eval format.", file=sys.stderr)
+        return 1
+    started = time.perf_counter()
+    base = Settings.from_env()
+    news = Library(replace(base, articles_dir=args.corpus / "raw", index_dir=args.work / "bbc"))
+    news_questions = [q for path in sorted(TRAIN.glob("*.jsonl")) for q in read_dataset(path, False)[1]]
+    passages, squad_questions = read_dataset(args.squad)
+    feed_folder = args.work / "squad-articles"
+    feed_folder.mkdir(parents=True, exist_ok=True)
+    with open(feed_folder / FEED, "w", encoding="utf-8") as feed:
+        for passage in passages:
+            feed.write(json.dumps(passage, ensure_ascii=False) + "\n")
+    wiki = Library(replace(base, articles_dir=feed_folder, index_dir=args.work / "squad", split=False),
+                   embedder=news.embedder)
+    parts = []
+    for name, library, questions in (("wikipedia", wiki, squad_questions[::2]), ("news", news, news_questions)):
+        library.sync()
+        matrix, labels, groups = examples(library, questions)
+        parts.insert(0, (matrix, labels, groups))
+        print(f"{name}: {len(questions)} questions, {len(labels)} sentences, {int(labels.sum())} hold an answer "
+              f"({time.perf_counter() - started:.0f} s)", file=sys.stderr)
+    news_rows, wiki_rows = len(parts[0][1]), len(parts[1][1])
+    weights = np.concatenate([np.ones(news_rows), np.full(wiki_rows, news_rows / wiki_rows)])
+    scorer = fit(np.vstack([parts[0][0], parts[1][0]]), np.concatenate([parts[0][1], parts[1][1]]), weights)
+    for name, (matrix, labels, groups) in zip(("news", "wikipedia"), parts, strict=True):
+        print(f"{name}: best sentence holds the answer for {top_one(scorer, matrix, labels, groups):.1%} "
+              "of the training questions", file=sys.stderr)
+    args.out.write_text(json.dumps(scorer.to_json(), indent=1) + "\n", encoding="utf-8")
+    print(f"wrote {args.out} ({len(FEATURES)} features) in {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

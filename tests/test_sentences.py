@@ -1,0 +1,43 @@
+"""Sentence vectors: embedded once by the sync, reused by every answer, refilled when lost."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from qa import Library
+from qa.sentences import SENTENCES_FILE
+
+
+def stored_articles(index: Path) -> set[str]:
+    with sqlite3.connect(index / SENTENCES_FILE) as db:
+        return {article for (article,) in db.execute("SELECT DISTINCT article_id FROM sentences")}
+
+
+def test_the_sync_embeds_the_sentences_so_answering_embeds_none(faiss_library: Library) -> None:
+    faiss_library.sync()
+    assert "venezuela-maduro-us-negotiations.txt" in stored_articles(faiss_library.settings.index_dir)
+    before = faiss_library.embedder.texts_embedded
+    answer = faiss_library.answer("Who interviewed Maduro?", k=3)
+    assert answer.found and "Ramonet" in answer.quotes[0].text
+    assert faiss_library.embedder.texts_embedded == before  # only the question was encoded
+
+
+def test_a_removed_article_takes_its_sentences_with_it(faiss_library: Library) -> None:
+    faiss_library.sync()
+    (faiss_library.settings.articles_dir / "glacier-study.json").unlink()
+    faiss_library.sync()
+    stored = stored_articles(faiss_library.settings.index_dir)
+    assert "glacier-study.json" not in stored and "venezuela-maduro-us-negotiations.txt" in stored
+
+
+def test_lost_sentence_vectors_are_embedded_again_on_first_use(faiss_library: Library) -> None:
+    faiss_library.sync()
+    first = faiss_library.answer("Who interviewed Maduro?", k=3)
+    faiss_library.sentences.close()
+    (faiss_library.settings.index_dir / SENTENCES_FILE).unlink()
+    before = faiss_library.embedder.texts_embedded
+    again = faiss_library.answer("Who interviewed Maduro?", k=3)
+    assert faiss_library.embedder.texts_embedded > before
+    assert [q.text for q in again.quotes] == [q.text for q in first.quotes]
+    assert (faiss_library.settings.index_dir / SENTENCES_FILE).is_file()
