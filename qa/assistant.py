@@ -15,7 +15,7 @@ from .embed import Embedder
 from .errors import BusyError, StoreError
 from .health import headline_update
 from .schema import Filters, Hit
-from .search import search
+from .search import clean_question, search
 from .store import IndexStore
 
 logger = logging.getLogger(__name__)
@@ -91,6 +91,7 @@ class Library:
         Raises:
             QuestionError: the question is empty or too long, or k, mode or filters are impossible.
         """
+        question = clean_question(question)  # before any reader of the question, and before the sync
         self.ensure_index()
         when = read_when(question, self.store.newest_date()) if self.settings.read_dates else None
         return search(question, k, self.store, self.embedder, mode or self.settings.mode, filters, when=when)

@@ -21,6 +21,7 @@ from .background import BackgroundSync
 from .build import describe_progress
 from .errors import QAError
 from .reply import escape_markdown, to_markdown
+from .search import clean_question
 from .uploads import MAX_UPLOAD_BYTES, save_upload
 
 if TYPE_CHECKING:
@@ -86,7 +87,7 @@ class ChatApp:
         if isinstance(sources, bool) or not isinstance(sources, int | float) or not 1 <= sources <= MAX_SOURCES:
             return f"⚠️ The number of sources must be from 1 to {MAX_SOURCES} (got {escape_markdown(repr(sources))})."
         try:
-            answer = self.composer.answer(question, int(sources), previous or [], mode or None)
+            answer = self.composer.answer(clean_question(question), int(sources), asked_before(previous), mode or None)
         except QAError as error:
             return f"⚠️ {escape_markdown(str(error))}"
         except Exception:  # a bug must not become an error page either; the log has the details
@@ -96,6 +97,7 @@ class ChatApp:
 
     def hits(self, question: str, k: int = DEFAULT_SOURCES, mode: str | None = None) -> dict[str, Any]:
         """The `k` best passages as JSON: `{"question", "hits": [...]}` (see `Hit.to_json`)."""
+        question = clean_question(question)
         found = self.library.retrieve(question, int(k), mode or None)
         return {"question": question, "hits": [hit.to_json() for hit in found]}
 
@@ -309,3 +311,17 @@ class ChatApp:
         """Stop serving and stop the folder watch."""
         self.blocks.close(verbose=False)
         self.background.stop()
+
+
+def asked_before(previous: object) -> list[str]:
+    """The earlier questions of a conversation fit to give a follow-up its context: the last
+    PREVIOUS_KEPT of them that are questions, cleaned (the page's state and `/ask` send them)."""
+    if not isinstance(previous, list | tuple):
+        return []
+    kept = []
+    for earlier in previous[-PREVIOUS_KEPT:]:
+        try:
+            kept.append(clean_question(earlier))
+        except QAError:
+            continue
+    return kept
