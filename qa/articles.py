@@ -294,6 +294,8 @@ def _json_object(text: str) -> dict[str, object]:
         value = json.loads(text)
     except (json.JSONDecodeError, RecursionError) as error:
         raise ArticleError(f"malformed JSON ({error})") from None
+    except ValueError:  # Python refuses to convert integers of more than 4,300 digits
+        raise ArticleError("a number in the JSON is too long to read (over 4,300 digits)") from None
     if not isinstance(value, dict):
         raise ArticleError("a .json article must be one object with 'title' and 'text'")
     return {key: _storable(field) if isinstance(field, str) else field for key, field in value.items()}

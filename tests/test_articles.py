@@ -84,6 +84,7 @@ def test_non_utf8_text_is_decoded_with_a_warning(tmp_path: Path) -> None:
         ("list.json", b'["a", "b"]', "one object"),
         ("notext.json", b'{"title": "only a title"}', "no 'text'"),
         ("bad.jsonl", b"not json\n{]\n", "no usable article"),
+        ("huge-number.json", b'{"title": "x", "text": "y", "n": ' + b"1" * 5000 + b"}", "number in the JSON is too"),
     ],
 )
 def test_bad_files_are_skipped_by_name_and_the_rest_still_read(
