@@ -274,12 +274,13 @@ class Composer:
 
     def _unknown(self, question: str) -> tuple[str, ...]:
         """Names and years of the question that no passage of the collection contains."""
-        missing = []
-        for match in _NAMED.finditer(question):
-            word = match.group()
-            if terms([word])[0] and not self.library.store.search_terms(word, 1):
-                missing.append(word)
-        return tuple(dict.fromkeys(missing))
+        return tuple(word for word in named_words(question) if not self.library.store.search_terms(word, 1))
+
+
+def named_words(question: str) -> list[str]:
+    """The question's capitalized words (not its first) and years that have a search term, once each."""
+    found = [match.group() for match in _NAMED.finditer(question)]
+    return [word for word in dict.fromkeys(found) if terms([word])[0]]
 
 
 def _logit(probability: float) -> float:

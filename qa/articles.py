@@ -31,8 +31,9 @@ logger = logging.getLogger(__name__)
 
 SUFFIXES = frozenset({".txt", ".md", ".html", ".htm", ".json", ".jsonl"})
 MAX_FILE_BYTES = 20 * 1024 * 1024
+MAX_BAD_LINES = 100  # a JSON Lines file is read no further after this many bad lines
+REASONS_SHOWN = 5  # bad lines of one file reported one by one; the others are counted
 META_KEYS = frozenset({"url", "link", "date", "published", "author", "by", "source", "publisher", "title"})
-_META_LINE = re.compile(r"^\s*([A-Za-z][A-Za-z_ -]{0,20}?)\s*:\s*(.*?)\s*$")
 _DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%d %B %Y", "%d %b %Y", "%B %d, %Y", "%b %d, %Y", "%B %d %Y")
 
 
@@ -156,7 +157,9 @@ def load_file(path: Path, relative: str) -> tuple[list[Article], list[Problem]]:
         return [parse_record(_json_object(text), relative, relative)], caveats
     articles, problems = parse_jsonl(text, relative)
     if not articles:
-        raise ArticleError("no usable article in this JSON Lines file: " + "; ".join(p.reason for p in problems))
+        reasons = [f"line {p.source.rsplit(':', 1)[1]}: {p.reason}" if p.source != relative else p.reason
+                   for p in problems]
+        raise ArticleError("no usable article in this JSON Lines file: " + "; ".join(reasons))
     return articles, caveats + problems
 
 
@@ -233,21 +236,28 @@ def _read_meta(lines: list[str], index: int, meta: dict[str, str], fenced: bool)
         end = next((i for i in range(index + 1, len(lines)) if lines[i].strip() == "---"), None)
         if end is not None:
             for line in lines[index + 1 : end]:
-                match = _META_LINE.match(line)
-                if match and match.group(1).strip().lower() in META_KEYS:
-                    meta[match.group(1).strip().lower()] = match.group(2)
+                if found := meta_line(line):
+                    meta[found[0]] = found[1]
             return end + 1
     found = False
     while index < len(lines):
-        match = _META_LINE.match(lines[index])
-        if not match or match.group(1).strip().lower() not in META_KEYS or not match.group(2):
+        pair = meta_line(lines[index])
+        if pair is None or not pair[1] or (pair[0] == "title" and not fenced):
             break
-        if match.group(1).strip().lower() == "title" and not fenced:
-            break
-        meta[match.group(1).strip().lower()] = match.group(2)
+        meta[pair[0]] = pair[1]
         found = True
         index += 1
     return index if found else start
+
+
+def meta_line(line: str) -> tuple[str, str] | None:
+    """(key, value) of a `key: value` line whose key is one of META_KEYS (any case); None otherwise.
+
+    Plain string operations, no regular expression: the time is linear in the line's length.
+    """
+    key, colon, value = line.partition(":")
+    key = key.strip().lower()
+    return (key, value.strip()) if colon and key in META_KEYS else None
 
 
 def parse_html(text: str, relative: str) -> Article:
@@ -284,6 +294,8 @@ def _json_object(text: str) -> dict[str, object]:
         value = json.loads(text)
     except (json.JSONDecodeError, RecursionError) as error:
         raise ArticleError(f"malformed JSON ({error})") from None
+    except ValueError:  # Python refuses to convert integers of more than 4,300 digits
+        raise ArticleError("a number in the JSON is too long to read (over 4,300 digits)") from None
     if not isinstance(value, dict):
         raise ArticleError("a .json article must be one object with 'title' and 'text'")
     return {key: _storable(field) if isinstance(field, str) else field for key, field in value.items()}
@@ -307,10 +319,15 @@ def parse_record(record: dict[str, object], article_id: str, relative: str) -> A
 
 
 def parse_jsonl(text: str, relative: str) -> tuple[list[Article], list[Problem]]:
-    """One article object a line; a bad line is reported and skipped, the others kept."""
+    """One article object a line; a bad line is reported and skipped, the others kept.
+
+    The first REASONS_SHOWN bad lines are reported one by one, the others counted in one more
+    problem; after MAX_BAD_LINES bad lines the rest of the file is not read.
+    """
     articles: list[Article] = []
-    problems: list[Problem] = []
+    bad: list[Problem] = []
     seen: set[str] = set()
+    stopped = 0
     for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
@@ -320,12 +337,23 @@ def parse_jsonl(text: str, relative: str) -> tuple[list[Article], list[Problem]]
             own = record.get("id")
             article_id = f"{relative}#{own}" if isinstance(own, (str, int)) and str(own) else where
             if article_id in seen:
-                raise ArticleError(f"the id {own!r} is used twice in this file")
+                raise ArticleError(f"the id {_shortened(repr(own))} is used twice in this file")
             articles.append(parse_record(record, article_id, relative))
             seen.add(article_id)
         except ArticleError as error:
-            problems.append(Problem(where, str(error)))
+            bad.append(Problem(where, str(error)))
+            if len(bad) >= MAX_BAD_LINES:
+                stopped = number
+                break
+    problems = bad[:REASONS_SHOWN]
+    if len(bad) > REASONS_SHOWN:
+        more = f"{len(bad) - REASONS_SHOWN} more bad lines"
+        problems.append(Problem(relative, more + (f"; stopped reading at line {stopped}" if stopped else "")))
     return articles, problems
+
+
+def _shortened(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _article(article_id: str, title: str, body: str, relative: str, meta: dict[str, str]) -> Article:

@@ -17,7 +17,7 @@ from .embed import Embedder
 from .errors import BusyError, StoreError
 from .health import headline_update
 from .schema import Filters, Hit
-from .search import search
+from .search import clean_question, search
 from .sentences import SentenceVectors
 from .store import IndexStore
 
@@ -97,6 +97,7 @@ class Library:
         Raises:
             QuestionError: the question is empty or too long, or k, mode or filters are impossible.
         """
+        question = clean_question(question)  # before any reader of the question, and before the sync
         self.ensure_index()
         when = read_when(question, self.store.newest_date()) if self.settings.read_dates else None
         return search(question, k, self.store, self.embedder, mode or self.settings.mode, filters, when=when)

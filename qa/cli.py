@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -20,9 +21,11 @@ from .build import ProgressMeter, embed_share
 from .config import Settings
 from .errors import ConfigError, QAError, QuestionError
 from .schema import Filters, Hit
-from .search import MODES
+from .search import MODES, clean_question
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+_TERMINAL_CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_C1 = re.compile(r"[\x7f-\x9f]")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -103,8 +106,32 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def terminal_safe(text: str) -> str:
+    """`text` fit for a terminal: escape sequences such as "\\x1b[31m" removed whole, and every other C0
+    and C1 control character (ESC, carriage return, backspace, "\\x9b"...) removed; newline and tab kept."""
+    return _TERMINAL_CONTROL.sub("", text)
+
+
+def say(*parts: object, file: TextIO | None = None) -> None:
+    """`print` for everything the commands show: article titles and text, file names and questions are
+    untrusted, so the line is made `terminal_safe` first."""
+    print(terminal_safe(" ".join(str(part) for part in parts)), file=file or sys.stdout)
+
+
+def json_text(value: object) -> str:
+    """`value` as indented JSON with non-ASCII text kept and C1 controls and DEL escaped (JSON already
+    escapes C0): nothing in it can steer a terminal, and a JSON reader gets the exact text back."""
+    text = json.dumps(value, ensure_ascii=False, indent=2)
+    return _C1.sub(lambda found: f"\\u{ord(found.group()):04x}", text)
+
+
+class _TerminalSafeFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return terminal_safe(super().format(record))
+
+
 def configure_logging(verbose: bool, lists_problems: bool = False) -> None:
-    """Logging for an entry point: warnings (or everything with -v) on standard error.
+    """Logging for an entry point: warnings (or everything with -v) on standard error, `terminal_safe`.
 
     `lists_problems`: the command prints skipped files itself, so the loader's warnings are muted.
     """
@@ -112,6 +139,7 @@ def configure_logging(verbose: bool, lists_problems: bool = False) -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     for handler in logging.getLogger().handlers:
         handler.setLevel(level)  # bm25s sets its own logger to DEBUG when it is imported
+        handler.setFormatter(_TerminalSafeFormatter("%(levelname)s %(name)s: %(message)s"))
     if not verbose:
         logging.getLogger("trafilatura").setLevel(logging.CRITICAL)  # broken pages are reported by name, once
         if lists_problems:
@@ -137,20 +165,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         filters = Filters(tuple(args.source), tuple(args.article), args.date_from, args.date_to)
         return run_ask(library, args.question, args.k, args.json, args.mode, filters, args.passages)
     except QuestionError as error:
-        print(f"error: {error}", file=sys.stderr)
+        say(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except QAError as error:
-        print(f"error: {error}", file=sys.stderr)
+        say(f"error: {error}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
-        print("interrupted; the index is as it was before this run (embedded passages are kept for next time)",
+        say("interrupted; the index is as it was before this run (embedded passages are kept for next time)",
               file=sys.stderr)
         return 130
     except BrokenPipeError:  # e.g. `python -m qa ask ... | head -1`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
     except OSError as error:  # disk full, permission denied: the system's words, without a traceback
-        print(f"error: {error}", file=sys.stderr)
+        say(f"error: {error}", file=sys.stderr)
         return EXIT_ERROR
 
 
@@ -161,15 +189,15 @@ def run_index(library: Library, rebuild: bool) -> int:
     finally:
         shown.close()
     for problem in report.problems:
-        print(f"{'skipped' if problem.skipped else 'warning'}: {problem}", file=sys.stderr)
-    print(report.summary())
+        say(f"{'skipped' if problem.skipped else 'warning'}: {problem}", file=sys.stderr)
+    say(report.summary())
     health = library.status().get("health")
     if health and health.get("articles"):
-        print(
+        say(
             f"Self-check: {health['articles']} article(s) searched by their headline: own article first "
             f"{health['recall@1']:.0%}, in the top 5 {health['recall@5']:.0%}"
         )
-    print(f"Index: {library.settings.index_location}  Articles: {library.settings.articles_dir}")
+    say(f"Index: {library.settings.index_location}  Articles: {library.settings.articles_dir}")
     return EXIT_OK
 
 
@@ -182,12 +210,12 @@ def run_eval(args: argparse.Namespace) -> int:
         raise ConfigError(f"--answers {args.answers!r}: give a number of questions, 'all' or 0.")
     result = evaluate(
         Path(args.dataset), modes, args.k, Path(args.index) if args.index else None, settings, limit=args.limit,
-        progress=lambda line: print(line, file=sys.stderr), store=args.store,
+        progress=lambda line: say(line, file=sys.stderr), store=args.store,
         articles=Path(args.articles) if args.articles else None,
         answers=None if args.answers == "all" else int(args.answers),
     )
-    print(f"{result['passages']} passages, {result['questions']} questions, model {settings.model}")
-    print(table(result))
+    say(f"{result['passages']} passages, {result['questions']} questions, model {settings.model}")
+    say(table(result))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     return EXIT_OK
@@ -213,7 +241,7 @@ def run_worker(library: Library, worker: int, workers: int) -> int:
     finally:
         shown.close()
     seconds = time.perf_counter() - started
-    print(f"Worker {worker + 1}/{workers}: {embedded} passages embedded in {seconds:.1f} s "
+    say(f"Worker {worker + 1}/{workers}: {embedded} passages embedded in {seconds:.1f} s "
           f"({embedded / seconds:.1f} passages/s). Run `python -m qa index` once every worker is done.")
     return EXIT_OK
 
@@ -225,7 +253,7 @@ def run_copy(library: Library, target: str) -> int:
         raise ConfigError(f"--to {target} names the store the index is already in; name another one.")
     started = time.perf_counter()
     copied = copy_index(library.store, destination.store)
-    print(f"Copied {copied} passages into {target} in {time.perf_counter() - started:.1f} s (nothing re-embedded).")
+    say(f"Copied {copied} passages into {target} in {time.perf_counter() - started:.1f} s (nothing re-embedded).")
     return EXIT_OK
 
 
@@ -233,32 +261,31 @@ def run_check(library: Library) -> int:
     problems = library.store.check()
     if not problems:
         counts = library.store.counts()
-        print(f"OK: {counts['articles']} articles, {counts['passages']} passages in {library.settings.index_location}")
+        say(f"OK: {counts['articles']} articles, {counts['passages']} passages in {library.settings.index_location}")
         return EXIT_OK
     for problem in problems:
-        print(f"problem: {problem}")
-    print("Run `python -m qa index --rebuild` to rebuild the index from the articles.")
+        say(f"problem: {problem}")
+    say("Run `python -m qa index --rebuild` to rebuild the index from the articles.")
     return EXIT_ERROR
 
 
 def run_ask(
     library: Library, question: str, k: int, as_json: bool, mode: str | None, filters: Filters, passages: bool = False
 ) -> int:
-    if not question.strip():
-        raise QuestionError("The question is empty: type a question about the articles.")
+    question = clean_question(question)
     library.ensure_index()
     if not passages:
         answer = library.answer(question, k, mode=mode, filters=filters or None)
-        print(json.dumps(answer.to_json(), ensure_ascii=False, indent=2) if as_json else format_answer(answer))
+        say(json_text(answer.to_json()) if as_json else format_answer(answer))
         return EXIT_OK
     hits = library.retrieve(question, k, mode, filters or None)
     if as_json:
-        print(json.dumps({"question": question, "hits": [hit.to_json() for hit in hits]}, ensure_ascii=False, indent=2))
+        say(json_text({"question": question, "hits": [hit.to_json() for hit in hits]}))
         return EXIT_OK
     if not hits:
-        print("No passages: the index is empty. Add articles to the articles folder and run `python -m qa index`.")
+        say("No passages: the index is empty. Add articles to the articles folder and run `python -m qa index`.")
     for hit in hits:
-        print(format_hit(hit))
+        say(format_hit(hit))
     return EXIT_OK
 
 

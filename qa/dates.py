@@ -84,7 +84,7 @@ def _open_ended(text: str, phrase: str, start: date | None, end: date | None) ->
 
 
 def _exact_day(text: str, today: date | None) -> tuple[date, date, str] | None:
-    day_first = rf"\b{_DAY}\s+{_MONTH}\s*,?\s*{_YEAR}\b"
+    day_first = rf"\b{_DAY}\s+{_MONTH}\s*(?:,\s*)?{_YEAR}\b"  # never `\s*,?\s*`: quadratic on long blanks
     month_first = rf"\b{_MONTH}\s+{_DAY},?\s*{_YEAR}\b"
     for pattern, order in ((day_first, "dmy"), (month_first, "mdy")):
         match = re.search(pattern, text)

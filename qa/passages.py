@@ -15,6 +15,9 @@ from .errors import ConfigError
 from .schema import Passage
 
 TokenCounter = Callable[[str], int]
+SEGMENT_CHARS = 2000  # the most text the sentence segmenter is given at once (news paragraphs are shorter)
+RUN_PIECE_CHARS = 100  # ... when the text has a run of "!" and "?" as long as _PUNCTUATION_RUN
+_PUNCTUATION_RUN = re.compile(r"[!?]{20}")
 _BLANK_LINE = re.compile(r"\n[ \t]*\n")
 _WORD = re.compile(r"\S+")
 
@@ -124,7 +127,21 @@ class Splitter:
         return spans
 
     def _segment(self, body: str, start: int, end: int) -> list[tuple[int, int]]:
-        """Sentence spans inside body[start:end], stripped of surrounding white space."""
+        """Sentence spans inside body[start:end], stripped of surrounding white space.
+
+        The segmenter's time grows with the square of the text it is given at once (it rescans the
+        whole text for each abbreviation) and with the square of each run of "!" and "?", so a long
+        paragraph is given to it in pieces of at most SEGMENT_CHARS (see `pieces`), and a piece with
+        such a run in pieces of RUN_PIECE_CHARS: linear time for any paragraph.
+        """
+        found: list[tuple[int, int]] = []
+        for a, b in pieces(body, start, end, SEGMENT_CHARS):
+            size = RUN_PIECE_CHARS if _PUNCTUATION_RUN.search(body, a, b) else SEGMENT_CHARS
+            for c, d in pieces(body, a, b, size):
+                found.extend(self._segment_piece(body, c, d))
+        return found
+
+    def _segment_piece(self, body: str, start: int, end: int) -> list[tuple[int, int]]:
         if self._segmenter is None:
             import pysbd
 
@@ -194,3 +211,20 @@ def paragraphs(body: str) -> list[tuple[int, int]]:
         start = match.end()
     spans.append((start, len(body)))
     return [(a, b) for a, b in spans if body[a:b].strip()]
+
+
+def pieces(text: str, start: int, end: int, limit: int) -> Iterator[tuple[int, int]]:
+    """Spans of text[start:end] of at most `limit` characters, in order, covering it.
+
+    A span ends after the last sentence end (". ", "? ", "! ") in its second half, else at its last
+    white space, else at the limit. Time linear in end - start.
+    """
+    while end - start > limit:
+        window = text[start : start + limit]
+        cut = max(window.rfind(mark) for mark in (". ", "? ", "! ")) + 1
+        if cut <= limit // 2:
+            cut = max(window.rfind(space) for space in (" ", "\n", "\t"))
+        cut = cut if cut > 0 else limit
+        yield start, start + cut
+        start += cut
+    yield start, end

@@ -72,7 +72,7 @@ _SHARE = re.compile(r"\d\s?(%|per ?cent|percent)|\bpercentage points?\b", re.IGN
 _YEAR_OR_DAY = re.compile(rf"\b(19|20)\d\d\b|\b({_MONTHS}|{_DAYS})\b")
 _DIGITS = re.compile(r"\d+")
 _WORD = re.compile(r"[\w’']+")
-_NAME = re.compile(r"(?<![.!?]\s)\b[A-Z][\w’'-]*[a-z][\w’'-]*(?:\s+[A-Z][\w’'-]*[a-z][\w’'-]*)*")
+_TOKEN = re.compile(r"[\w’'-]+")
 MIN_SENTENCE_WORDS = 4  # shorter sentences ("He declined.") are fragments, never quoted alone
 
 
@@ -95,12 +95,37 @@ def has_type(sentence: str, kind: str, question: str) -> bool:
     if kind == "number":
         return bool(_NUMBER.search(sentence))
     asked = {word.lower() for word in _WORD.findall(question)}
-    names = [
-        run for run in _NAME.findall(sentence[1:]) if not all(part.lower() in asked for part in run.split())
-    ]
+    names = [run for run in names_in(sentence[1:]) if not all(part.lower() in asked for part in run.split())]
     if kind == "name":
         return any(" " in name for name in names)
     return bool(names)
+
+
+def names_in(text: str) -> list[str]:
+    """Runs of capitalized words ("Allied Irish Banks"), except a word that opens a sentence.
+
+    A capitalized word has a capital first letter and a lower-case letter; the words of a run are
+    separated by white space only. (Linear in the text: words are found once, then grouped.)
+    """
+    runs: list[str] = []
+    current: list[str] = []
+    last_end = 0
+    for match in _TOKEN.finditer(text):
+        word = match.group()
+        capitalized = word[0].isupper() and any(ch.islower() for ch in word)
+        gap = text[last_end : match.start()]
+        if current and capitalized and gap and not gap.strip():
+            current.append(word)
+        else:
+            if current:
+                runs.append(" ".join(current))
+            before = text[max(0, match.start() - 2) : match.start()]
+            opens_sentence = before[:1] in (".", "!", "?") and before[1:].isspace()
+            current = [word] if capitalized and not opens_sentence else []
+        last_end = match.end()
+    if current:
+        runs.append(" ".join(current))
+    return runs
 
 
 @dataclass(frozen=True)

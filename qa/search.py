@@ -18,19 +18,26 @@ from .schema import Citation, Filters, Hit, best_first
 from .store import IndexStore, StoredPassage
 
 MAX_QUESTION_CHARS = 2000
+MAX_RAW_QUESTION_CHARS = 50 * MAX_QUESTION_CHARS  # longer is refused before any work, however much is blank
 MAX_K = 100
 MODES = ("dense", "bm25", "hybrid")
 NEAR_DUPLICATE = 0.97  # cosine above which two passages count as copies of one text
 
 
 def clean_question(question: object) -> str:
-    """The question with its white space folded.
+    """The question with its white space folded and control characters blanked: what every reader of
+    a question (dates, search, answers) is given. Time linear in the question's length.
 
     Raises:
-        QuestionError: not text, empty, or longer than MAX_QUESTION_CHARS.
+        QuestionError: not text, empty, or longer than MAX_QUESTION_CHARS (MAX_RAW_QUESTION_CHARS
+            before folding).
     """
     if not isinstance(question, str):
         raise QuestionError("The question must be text.")
+    if len(question) > MAX_RAW_QUESTION_CHARS:
+        raise QuestionError(
+            f"The question is {len(question):,} characters long; ask in at most {MAX_QUESTION_CHARS:,} characters."
+        )
     cleaned = " ".join("".join(ch if ch.isprintable() else " " for ch in question).split())
     if not cleaned:
         raise QuestionError("The question is empty: type a question about the articles.")

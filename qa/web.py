@@ -28,6 +28,7 @@ from .background import BackgroundSync
 from .build import describe_progress
 from .errors import QAError
 from .reply import escape_markdown, to_markdown
+from .search import clean_question
 from .uploads import MAX_UPLOAD_BYTES, save_upload
 
 if TYPE_CHECKING:
@@ -114,10 +115,11 @@ class ChatApp:
         """
         if isinstance(sources, bool) or not isinstance(sources, int | float) or not 1 <= sources <= MAX_SOURCES:
             raise QAError(f"The number of sources must be from 1 to {MAX_SOURCES} (got {sources!r}).")
-        return self.composer.answer(question, int(sources), previous or [], mode or None)
+        return self.composer.answer(clean_question(question), int(sources), asked_before(previous), mode or None)
 
     def hits(self, question: str, k: int = DEFAULT_SOURCES, mode: str | None = None) -> dict[str, Any]:
         """The `k` best passages as JSON: `{"question", "hits": [...]}` (see `Hit.to_json`)."""
+        question = clean_question(question)
         found = self.library.retrieve(question, int(k), mode or None)
         return {"question": question, "hits": [hit.to_json() for hit in found]}
 
@@ -405,3 +407,17 @@ async def refuse(scope: Scope, receive: Receive, send: Send, reason: str) -> Non
         await send({"type": "websocket.close", "code": 1008, "reason": reason[:120]})
         return
     await PlainTextResponse(f"Refused: {reason}\n", status_code=403)(scope, receive, send)
+
+
+def asked_before(previous: object) -> list[str]:
+    """The earlier questions of a conversation fit to give a follow-up its context: the last
+    PREVIOUS_KEPT of them that are questions, cleaned (the page's state and `/ask` send them)."""
+    if not isinstance(previous, list | tuple):
+        return []
+    kept = []
+    for earlier in previous[-PREVIOUS_KEPT:]:
+        try:
+            kept.append(clean_question(earlier))
+        except QAError:
+            continue
+    return kept

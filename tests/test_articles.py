@@ -84,6 +84,7 @@ def test_non_utf8_text_is_decoded_with_a_warning(tmp_path: Path) -> None:
         ("list.json", b'["a", "b"]', "one object"),
         ("notext.json", b'{"title": "only a title"}', "no 'text'"),
         ("bad.jsonl", b"not json\n{]\n", "no usable article"),
+        ("huge-number.json", b'{"title": "x", "text": "y", "n": ' + b"1" * 5000 + b"}", "number in the JSON is too"),
     ],
 )
 def test_bad_files_are_skipped_by_name_and_the_rest_still_read(
@@ -104,6 +105,37 @@ def test_a_bad_jsonl_line_is_reported_with_its_line_number_and_the_others_kept(t
     folder = load_folder(tmp_path)
     assert [a.article_id for a in folder.articles] == ["feed.jsonl:1", "feed.jsonl:3"]
     assert [p.source for p in folder.problems] == ["feed.jsonl:2"]
+
+
+def test_a_jsonl_file_of_many_bad_lines_gets_a_short_report_and_is_read_no_further(tmp_path: Path) -> None:
+    from qa.articles import MAX_BAD_LINES, REASONS_SHOWN
+
+    (tmp_path / "good.txt").write_text("Good article\n\nSome text.")
+    (tmp_path / "junk.jsonl").write_text("{oops " + "x" * 300 + "\n" * 2 + "{oops\n" * 40_000)  # 400 kB, no article
+    folder = load_folder(tmp_path)
+    assert [a.article_id for a in folder.articles] == ["good.txt"]
+    [problem] = folder.problems
+    assert problem.source == "junk.jsonl" and len(problem.reason) < 1_000
+    assert problem.reason.startswith("no usable article in this JSON Lines file: line 1: malformed JSON")
+    assert problem.reason.endswith(
+        f"; {MAX_BAD_LINES - REASONS_SHOWN} more bad lines; stopped reading at line {MAX_BAD_LINES + 1}"
+    )
+
+
+def test_a_jsonl_file_with_some_bad_lines_keeps_its_articles_and_counts_the_rest(tmp_path: Path) -> None:
+    from qa.articles import MAX_BAD_LINES, REASONS_SHOWN
+
+    good = [json.dumps({"title": f"Story {n}", "text": f"Text {n}."}) for n in range(3)]
+    lines = [good[0], *["{oops"] * 10, good[1], *["{oops"] * MAX_BAD_LINES, good[2]]
+    (tmp_path / "feed.jsonl").write_text("\n".join(lines))
+    folder = load_folder(tmp_path)
+    assert [a.title for a in folder.articles] == ["Story 0", "Story 1"]  # the last one is after the limit
+    assert [p.source for p in folder.problems] == [f"feed.jsonl:{n}" for n in range(2, 2 + REASONS_SHOWN)] + [
+        "feed.jsonl"
+    ]
+    assert folder.problems[-1].reason == (
+        f"{MAX_BAD_LINES - REASONS_SHOWN} more bad lines; stopped reading at line {MAX_BAD_LINES + 2}"
+    )
 
 
 def test_hidden_unsupported_and_readme_files_are_ignored(tmp_path: Path) -> None:

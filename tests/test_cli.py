@@ -97,3 +97,26 @@ def test_ask_takes_a_mode_and_filters(articles: Path, tmp_path: Path) -> None:
     assert {hit["article_id"] for hit in json.loads(asked.stdout)["hits"]} == {"briefs.jsonl#rail-strike"}
     wrong = qa("ask", "strike", "--date-from", "June 2025", *folders)
     assert wrong.returncode == 2 and "YYYY-MM-DD" in wrong.stderr
+
+
+CONTROLS = [chr(code) for code in [*range(0x00, 0x09), *range(0x0B, 0x20), *range(0x7F, 0xA0)]]
+
+
+def test_terminal_controls_in_articles_and_file_names_are_never_printed(articles: Path, tmp_path: Path) -> None:
+    (articles / "alert.txt").write_text(
+        "\x1b[31mRed alert\x1b[0m in the harbour\n\nThe harbour \x9b2J master raised a red\x08\x08\x08 alert\r "
+        "on Monday after the \x1b]0;owned\x07storm.\n"
+    )
+    (articles / "\x1b[2Jbroken\x1b[0m.json").write_text("{not json")
+    folders = ["--articles", str(articles), "--index", str(tmp_path / "index")]
+    built = qa("index", *folders)
+    asked = qa("ask", "red alert in the harbour\x1b[8m", "-k", "1", *folders)
+    as_json = qa("ask", "red alert in the harbour", "-k", "1", "--json", *folders)
+    for run in (built, asked, as_json):
+        assert run.returncode == 0, run.stderr
+        assert not [char for char in run.stdout + run.stderr if char in CONTROLS]
+    assert "skipped: broken.json: malformed JSON" in built.stderr
+    assert asked.stdout.startswith("[1] Red alert in the harbour  (score")
+    assert "The harbour 2J master raised a red alert on Monday after the ]0;ownedstorm." in asked.stdout
+    hit = json.loads(as_json.stdout)["hits"][0]  # JSON keeps the exact text, escaped
+    assert hit["title"] == "\x1b[31mRed alert\x1b[0m in the harbour" and "\x9b2J" in hit["text"]
