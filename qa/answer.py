@@ -5,8 +5,9 @@ from the passages' character spans (so every quote is an exact substring of its 
 sentences of the top `CANDIDATES` passages are scored by `qa.scoring` (similarity to the question
 read after the article's title, the question's words, the kind of answer asked for, the passage's
 rank), and the passages are shown in the order of their best sentence. The reply says honestly that
-the articles "don't seem to cover" a question when the best sentence is unlikely to hold the answer,
-or when the question names something (a person, a product, a year) that no article mentions.
+the articles "don't seem to cover" a question when no sentence is close to it (`SIMILARITY_FLOOR`),
+when the best one is unlikely to hold the answer (`NOT_FOUND_THRESHOLD`), when the question names
+something no article mentions, or a year no retrieved passage mentions.
 """
 
 from __future__ import annotations
@@ -34,16 +35,20 @@ logger = logging.getLogger(__name__)
 # Probability (from qa.scoring) that the best sentence holds the answer, below which the articles
 # "don't seem to cover" the question. Calibrated by `python -m bench.calibrate_not_found`: see
 # docs/evaluation.md.
-NOT_FOUND_THRESHOLD = 0.05
+NOT_FOUND_THRESHOLD = 0.02
 NOT_FOUND = "The articles don't seem to cover this."
+# Cosine similarity ("title. sentence" against the question) that the closest sentence must reach: below
+# it nothing retrieved is about the question at all. Every answerable tuning question reaches 0.35.
+SIMILARITY_FLOOR = 0.35
 MAX_SENTENCES = 3
 CANDIDATES = 10  # passages whose sentences compete for the answer (the sources are the best k of them)
-QUOTE_MARGIN = 1.5  # a second or third sentence must score within this many log-odds of the best one
+QUOTE_MARGIN = 3.0  # a second or third sentence must score within this many log-odds of the best one
 CONTEXT_QUESTIONS = 2  # earlier questions joined to a follow-up, at most
 _FOLLOW_UP_WORDS = frozenset("he she it they him her his hers its their theirs them this these those".split())
 _FOLLOW_UP_OPENERS = re.compile(r"^\W*(and|also|but|so|then|what about|how about)\b", re.IGNORECASE)
 _SHORT_QUESTION_WORDS = 2
 _WORD = re.compile(r"[\w’']+")
+_YEAR = re.compile(r"\b(?:1[89]|20)\d\d\b")
 _NAMED = re.compile(r"(?<=\s)[A-Z][\w’'-]*[a-z][\w’'-]*|\b(?:1[89]|20)\d\d\b")
 
 
@@ -73,7 +78,7 @@ class Source:
     hit: Hit
     highlights: tuple[Quote, ...]
     relevance: float  # the best `score` among its sentences
-    weak: bool  # not quoted in the answer, and its relevance is below the not-found threshold
+    weak: bool  # not quoted in the answer, and nothing was found or its relevance is below the threshold
 
     @property
     def support(self) -> Quote | None:
@@ -93,7 +98,8 @@ class Answer:
     quotes: tuple[Quote, ...]  # the short answer, best first; empty when not found
     sources: tuple[Source, ...]
     seconds: float = 0.0
-    unknown: tuple[str, ...] = ()  # words of the question that no article contains (names, years)
+    unknown: tuple[str, ...] = ()  # names no article contains, years no retrieved passage mentions
+    similarity: float = 0.0  # of the closest sentence to the question, compared with SIMILARITY_FLOOR
 
     @property
     def follow_up(self) -> bool:
@@ -108,6 +114,7 @@ class Answer:
             "confidence": round(self.best, 4),
             "threshold": self.threshold,
             "unknown": list(self.unknown),
+            "similarity": round(self.similarity, 4),
             "quotes": [
                 {"source": q.number, "text": q.text, "start": q.start, "end": q.end, "score": round(q.score, 4)}
                 for q in self.quotes
@@ -249,8 +256,9 @@ class Composer:
             (q for own in own_quotes for q in own if _quotable(q)), key=lambda q: (-q.score, q.number, q.start)
         )
         best = ranked[0].score if ranked else 0.0
-        unknown = self._unknown(question)
-        found = bool(ranked) and best >= self.threshold and not unknown
+        unknown = self._unknown(question) + tuple(missing_years(question, hits))
+        closest = max((q.match for own in own_quotes for q in own), default=0.0)
+        found = bool(ranked) and best >= self.threshold and closest >= SIMILARITY_FLOOR and not unknown
         chosen = self._choose(ranked) if found else []
         sources = []
         for number, (hit, own) in enumerate(zip(sources_hits, own_quotes, strict=True), start=1):
@@ -258,8 +266,12 @@ class Composer:
             fallback = sorted(own, key=lambda q: (not _quotable(q), -q.score, q.start))[:1]
             highlights = tuple(cited) if cited else tuple(fallback)
             relevance = max((q.score for q in own), default=0.0)
-            sources.append(Source(number, hit, highlights, relevance, weak=not cited and relevance < self.threshold))
-        return Answer(question, query, found, best, self.threshold, tuple(chosen), tuple(sources), unknown=unknown)
+            weak = not cited and (not found or relevance < self.threshold)
+            sources.append(Source(number, hit, highlights, relevance, weak))
+        return Answer(
+            question, query, found, best, self.threshold, tuple(chosen), tuple(sources), unknown=unknown,
+            similarity=closest,
+        )
 
     def _choose(self, ranked: list[Quote]) -> list[Quote]:
         """The short answer: the best sentence, then up to two more within QUOTE_MARGIN log-odds of it."""
@@ -278,9 +290,14 @@ class Composer:
 
 
 def named_words(question: str) -> list[str]:
-    """The question's capitalized words (not its first) and years that have a search term, once each."""
-    found = [match.group() for match in _NAMED.finditer(question)]
+    """The question's capitalized words (not its first, without a possessive 's) and years, once each."""
+    found = [re.sub(r"[’']s?$", "", match.group()) for match in _NAMED.finditer(question)]
     return [word for word in dict.fromkeys(found) if terms([word])[0]]
+
+
+def missing_years(question: str, hits: Sequence[Hit]) -> list[str]:
+    """Years the question names that none of the passages mentions (events outside what was found)."""
+    return [year for year in dict.fromkeys(_YEAR.findall(question)) if not any(year in hit.text for hit in hits)]
 
 
 def _logit(probability: float) -> float:

@@ -296,8 +296,8 @@ def format_answer(answer: Answer) -> str:
     if answer.found:
         lines = [" ".join(f"{' '.join(quote.text.split())} [{quote.number}]" for quote in answer.quotes)]
     else:
-        why = (f"no article mentions {', '.join(answer.unknown)}" if answer.unknown
-               else f"confidence {answer.best:.2f}, needed {answer.threshold:.2f}")
+        why = (f"the articles found never mention {', '.join(answer.unknown)}" if answer.unknown
+               else f"similarity {answer.similarity:.2f}, confidence {answer.best:.2f}")
         lines = [f"{NOT_FOUND} ({why}) The nearest passages:"]
     lines.append("")
     for source in answer.sources:

@@ -31,9 +31,12 @@ FEATURES = (
     "retrieval_score", "words_shared", "words_shared_gap", "words_shared_nearby", "words_shared_passage",
     "new_words", "log_length", "has_number", "has_time", "has_name", "untyped_question", "passage_opening",
     "article_lead", "fragment", "money_for_money", "share_for_share", "count_for_count", "date_for_when",
-    "no_new_number",
+    "no_new_number", "rare_words_shared", "rare_words_nearby", "rare_words_gap", "typed_similarity_gap",
 )
 
+_COLUMN = {name: at for at, name in enumerate(FEATURES)}
+_TYPED = ("has_number", "has_time", "has_name", "money_for_money", "share_for_share", "count_for_count",
+          "date_for_when")
 _MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
 _DAYS = "Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday"
 _COARSE_TYPES = (
@@ -166,6 +169,7 @@ def features(
     coarse, fine = answer_type(question), fine_type(question)
     asked_numbers = set(_DIGITS.findall(question))
     top_score = max((p.score for p in passages), default=0.0) or 1.0
+    rarity = _rarity(asked, [set(terms([p.text])[0]) for p in passages])
     candidates: list[Candidate] = []
     rows: list[list[float]] = []
     similarities: list[float] = []
@@ -201,17 +205,33 @@ def features(
                 float(fine == "count" and new_number and bool(_NUMBER.search(text))),
                 float(fine == "time" and bool(_YEAR_OR_DAY.search(text))),
                 float(fine in ("money", "share", "count") and not new_number),
+                _weighted(rarity, own), _weighted(rarity, nearby), 0.0, 0.0,
             ])
     matrix = np.asarray(rows, dtype=np.float32).reshape(-1, len(FEATURES))
     if len(matrix):
-        matrix[:, 1] = matrix[:, 0] - matrix[:, 0].max()
-        matrix[:, 3] = matrix[:, 2] - matrix[:, 2].max()
-        matrix[:, 7] = matrix[:, 6] - matrix[:, 6].max()
+        for gap, of in (("similarity_gap", "similarity"), ("passage_similarity_gap", "passage_similarity"),
+                        ("words_shared_gap", "words_shared"), ("rare_words_gap", "rare_words_shared")):
+            matrix[:, _COLUMN[gap]] = matrix[:, _COLUMN[of]] - matrix[:, _COLUMN[of]].max()
+        typed = matrix[:, [_COLUMN[name] for name in _TYPED]].sum(axis=1)
+        matrix[:, _COLUMN["typed_similarity_gap"]] = matrix[:, _COLUMN["similarity_gap"]] * typed
     return candidates, matrix
 
 
 def _share(asked: set[str], found: set[str]) -> float:
     return len(asked & found) / len(asked) if asked else 0.0
+
+
+def _rarity(asked: set[str], passage_terms: list[set[str]]) -> dict[str, float]:
+    """Each question term weighted by how few candidate passages hold it (an IDF over the candidates),
+    normalized to sum to 1: a word in every candidate says little about which sentence answers."""
+    count = len(passage_terms)
+    weights = {term: math.log(1 + count / (1 + sum(term in found for found in passage_terms))) for term in asked}
+    total = sum(weights.values()) or 1.0
+    return {term: weight / total for term, weight in weights.items()}
+
+
+def _weighted(rarity: dict[str, float], found: set[str]) -> float:
+    return sum(weight for term, weight in rarity.items() if term in found)
 
 
 @dataclass(frozen=True)

@@ -119,7 +119,7 @@ READERS: dict[str, Callable[[str], object]] = {
     "answer.named_words": answer.named_words,
     "scoring.answer_type": scoring.answer_type,
     "scoring.fine_type": scoring.fine_type,
-    "scoring.has_type": lambda text: [scoring.has_type(text, kind, "?") for kind in ("time", "number", "name", "which")],
+    "scoring.has_type": lambda text: [scoring.has_type(text, kind, "?") for kind in ("time", "number", "name")],
 }
 
 
