@@ -5,9 +5,9 @@ from the passages' character spans (so every quote is an exact substring of its 
 sentences of the top `CANDIDATES` passages are scored by `qa.scoring` (similarity to the question
 read after the article's title, the question's words, the kind of answer asked for, the passage's
 rank), and the passages are shown in the order of their best sentence. The reply says honestly that
-the articles "don't seem to cover" a question when no sentence is close to it (`SIMILARITY_FLOOR`),
-when the best one is unlikely to hold the answer (`NOT_FOUND_THRESHOLD`), when the question names
-something no article mentions, or a year no retrieved passage mentions.
+the articles "don't seem to cover" a question when no sentence is close to it (`NOT_FOUND_THRESHOLD`),
+when every name the question gives is unknown to the collection, or when it asks about a year that
+no retrieved passage mentions.
 """
 
 from __future__ import annotations
@@ -32,17 +32,15 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# Probability (from qa.scoring) that the best sentence holds the answer, below which the articles
-# "don't seem to cover" the question. Calibrated by `python -m bench.calibrate_not_found`: see
-# docs/evaluation.md.
-NOT_FOUND_THRESHOLD = 0.02
-NOT_FOUND = "The articles don't seem to cover this."
 # Cosine similarity ("title. sentence" against the question) that the closest sentence must reach: below
-# it nothing retrieved is about the question at all. Every answerable tuning question reaches 0.35.
-SIMILARITY_FLOOR = 0.35
+# it nothing retrieved is about the question and the articles "don't seem to cover" it. Calibrated by
+# `python -m bench.calibrate_not_found` on the tuning questions (docs/evaluation.md).
+NOT_FOUND_THRESHOLD = 0.35
+NOT_FOUND = "The articles don't seem to cover this."
+WEAK_SHARE = 0.02  # a source whose best sentence has less of the answer's probability is a weak match
 MAX_SENTENCES = 3
 CANDIDATES = 10  # passages whose sentences compete for the answer (the sources are the best k of them)
-QUOTE_MARGIN = 3.0  # a second or third sentence must score within this many log-odds of the best one
+QUOTE_MARGIN = 3.0  # a second or third sentence's score must be within a factor e**3 of the best one's
 CONTEXT_QUESTIONS = 2  # earlier questions joined to a follow-up, at most
 _FOLLOW_UP_WORDS = frozenset("he she it they him her his hers its their theirs them this these those".split())
 _FOLLOW_UP_OPENERS = re.compile(r"^\W*(and|also|but|so|then|what about|how about)\b", re.IGNORECASE)
@@ -63,7 +61,7 @@ class Quote:
     text: str
     start: int
     end: int
-    score: float  # probability (0-1) that the sentence holds the answer, from qa.scoring
+    score: float  # its share (0-1) of the probability that the candidates hold the answer (qa.scoring)
     match: float  # cosine similarity of "title. sentence" to the question
 
 
@@ -78,7 +76,7 @@ class Source:
     hit: Hit
     highlights: tuple[Quote, ...]
     relevance: float  # the best `score` among its sentences
-    weak: bool  # not quoted in the answer, and nothing was found or its relevance is below the threshold
+    weak: bool  # not quoted in the answer, and nothing was found or its relevance is below WEAK_SHARE
 
     @property
     def support(self) -> Quote | None:
@@ -93,13 +91,12 @@ class Answer:
     question: str  # as asked
     query: str  # what was searched: the question, joined to earlier ones for a follow-up
     found: bool
-    best: float  # probability that the best sentence holds the answer, compared with `threshold`
+    best: float  # similarity of the closest sentence to the question, compared with `threshold`
     threshold: float
     quotes: tuple[Quote, ...]  # the short answer, best first; empty when not found
     sources: tuple[Source, ...]
     seconds: float = 0.0
     unknown: tuple[str, ...] = ()  # names no article contains, years no retrieved passage mentions
-    similarity: float = 0.0  # of the closest sentence to the question, compared with SIMILARITY_FLOOR
 
     @property
     def follow_up(self) -> bool:
@@ -111,10 +108,9 @@ class Answer:
             "question": self.question,
             "query": self.query,
             "found": self.found,
-            "confidence": round(self.best, 4),
+            "similarity": round(self.best, 4),
             "threshold": self.threshold,
             "unknown": list(self.unknown),
-            "similarity": round(self.similarity, 4),
             "quotes": [
                 {"source": q.number, "text": q.text, "start": q.start, "end": q.end, "score": round(q.score, 4)}
                 for q in self.quotes
@@ -162,7 +158,7 @@ class Composer:
 
     Args:
         library: the articles, their index and their sentence vectors.
-        threshold: probability of the best sentence below which the articles "don't seem to cover" it.
+        threshold: similarity of the closest sentence below which the articles "don't seem to cover" it.
         max_sentences: sentences in the short answer. Defaults to 3.
         scorer: the sentence model; the shipped weights by default.
         candidates: passages whose sentences are scored. Defaults to `CANDIDATES`.
@@ -233,15 +229,21 @@ class Composer:
         return features(question, vector, inputs)
 
     def score(self, question: str, query: str, hits: Sequence[Hit]) -> tuple[list[list[Quote]], np.ndarray]:
-        """Every sentence of every hit as a `Quote`, per hit in passage order, and the (n,) log-odds of all."""
+        """Every sentence of every hit as a `Quote`, per hit in passage order, and the (n,) scores of all.
+
+        A sentence's `score` is its softmax share of the scores of all candidates: the model's
+        probability that it is the sentence holding the answer, if one of them does.
+        """
         candidates, matrix = self.features(question, query, hits)
         logits = self.scorer.logits(matrix)
+        shares = np.exp(logits - logits.max()) if len(logits) else logits
+        shares = shares / shares.sum() if len(shares) else shares
         quotes: list[list[Quote]] = [[] for _ in hits]
-        for candidate, row, logit in zip(candidates, matrix, logits, strict=True):
+        for candidate, row, share in zip(candidates, matrix, shares, strict=True):
             hit = hits[candidate.passage]
             quotes[candidate.passage].append(Quote(
                 candidate.passage + 1, hit.text[candidate.start : candidate.end], candidate.start, candidate.end,
-                float(1 / (1 + np.exp(-logit))), float(row[0]),
+                float(share), float(row[0]),
             ))
         return quotes, logits
 
@@ -255,10 +257,9 @@ class Composer:
         ranked = sorted(
             (q for own in own_quotes for q in own if _quotable(q)), key=lambda q: (-q.score, q.number, q.start)
         )
-        best = ranked[0].score if ranked else 0.0
         unknown = self._unknown(question) + tuple(missing_years(question, hits))
         closest = max((q.match for own in own_quotes for q in own), default=0.0)
-        found = bool(ranked) and best >= self.threshold and closest >= SIMILARITY_FLOOR and not unknown
+        found = bool(ranked) and closest >= self.threshold and not unknown
         chosen = self._choose(ranked) if found else []
         sources = []
         for number, (hit, own) in enumerate(zip(sources_hits, own_quotes, strict=True), start=1):
@@ -266,27 +267,30 @@ class Composer:
             fallback = sorted(own, key=lambda q: (not _quotable(q), -q.score, q.start))[:1]
             highlights = tuple(cited) if cited else tuple(fallback)
             relevance = max((q.score for q in own), default=0.0)
-            weak = not cited and (not found or relevance < self.threshold)
+            weak = not cited and (not found or relevance < WEAK_SHARE)
             sources.append(Source(number, hit, highlights, relevance, weak))
-        return Answer(
-            question, query, found, best, self.threshold, tuple(chosen), tuple(sources), unknown=unknown,
-            similarity=closest,
-        )
+        return Answer(question, query, found, closest, self.threshold, tuple(chosen), tuple(sources), unknown=unknown)
 
     def _choose(self, ranked: list[Quote]) -> list[Quote]:
-        """The short answer: the best sentence, then up to two more within QUOTE_MARGIN log-odds of it."""
+        """The short answer: the best sentence, then up to two more within QUOTE_MARGIN in log score of it."""
         chosen = [ranked[0]]
-        bar = _logit(ranked[0].score) - QUOTE_MARGIN
+        bar = _log(ranked[0].score) - QUOTE_MARGIN
         for quote in ranked[1:]:
-            if len(chosen) >= self.max_sentences or _logit(quote.score) < bar:
+            if len(chosen) >= self.max_sentences or _log(quote.score) < bar:
                 break
             if quote.text not in {q.text for q in chosen}:
                 chosen.append(quote)
         return chosen
 
     def _unknown(self, question: str) -> tuple[str, ...]:
-        """Names and years of the question that no passage of the collection contains."""
-        return tuple(word for word in named_words(question) if not self.library.store.search_terms(word, 1))
+        """The question's names and years when none of them is in any passage of the collection.
+
+        A question that also names something the articles know ("When was Tesla returned to Gospic?")
+        is more likely misspelt or spelt another way ("Gospić") than about something else.
+        """
+        named = named_words(question)
+        missing = tuple(word for word in named if not self.library.store.search_terms(word, 1))
+        return missing if len(missing) == len(named) else ()
 
 
 def named_words(question: str) -> list[str]:
@@ -300,9 +304,8 @@ def missing_years(question: str, hits: Sequence[Hit]) -> list[str]:
     return [year for year in dict.fromkeys(_YEAR.findall(question)) if not any(year in hit.text for hit in hits)]
 
 
-def _logit(probability: float) -> float:
-    probability = min(max(probability, 1e-9), 1 - 1e-9)
-    return float(np.log(probability / (1 - probability)))
+def _log(share: float) -> float:
+    return float(np.log(max(share, 1e-12)))
 
 
 def _quotable(quote: Quote) -> bool:

@@ -297,7 +297,7 @@ def format_answer(answer: Answer) -> str:
         lines = [" ".join(f"{' '.join(quote.text.split())} [{quote.number}]" for quote in answer.quotes)]
     else:
         why = (f"the articles found never mention {', '.join(answer.unknown)}" if answer.unknown
-               else f"similarity {answer.similarity:.2f}, confidence {answer.best:.2f}")
+               else f"best similarity {answer.best:.2f}, needed {answer.threshold:.2f}")
         lines = [f"{NOT_FOUND} ({why}) The nearest passages:"]
     lines.append("")
     for source in answer.sources:

@@ -147,6 +147,7 @@ class Embedder:
         self.batches = 0  # forward passes run so far
         self.texts_embedded = 0  # passages embedded so far: tests and benchmarks count them
         self.queries_embedded = 0
+        self.sentences_embedded = 0  # answer sentences (see `qa.sentences`), counted apart from passages
         self.exports = 0  # ONNX exports made by this embedder (0 when the cache had one)
         self._model: SentenceTransformer | None = None
         self._tokenizer: object | None = None
@@ -224,6 +225,17 @@ class Embedder:
 
     def encode(self, texts: list[str]) -> Vectors:
         """Passages as (n, d) float32, L2-normalized; an empty list gives (0, d)."""
+        vectors = self._encode_texts(texts)
+        self.texts_embedded += len(texts)
+        return vectors
+
+    def encode_sentences(self, texts: list[str]) -> Vectors:
+        """Answer sentences (with their titles) as (n, d) float32, L2-normalized, counted apart from passages."""
+        vectors = self._encode_texts(texts)
+        self.sentences_embedded += len(texts)
+        return vectors
+
+    def _encode_texts(self, texts: list[str]) -> Vectors:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         vectors = None
@@ -237,7 +249,6 @@ class Embedder:
         if vectors is None:
             vectors = self._torch_encode(texts)
         self.batches += -(-len(texts) // self.batch_size)
-        self.texts_embedded += len(texts)
         return vectors
 
     def encode_queries(self, texts: list[str]) -> Vectors:

@@ -12,7 +12,7 @@ import re
 from urllib.parse import quote as url_quote
 from urllib.parse import urlsplit
 
-from .answer import NOT_FOUND, SIMILARITY_FLOOR, Answer, Source
+from .answer import NOT_FOUND, Answer, Source
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#|~$!^])")
 _AUTOLINK = re.compile(r"://|\bwww\.", re.IGNORECASE)  # GFM turns these into links even in plain text
@@ -71,9 +71,7 @@ def to_markdown(answer: Answer) -> str:
     else:
         why = (
             f"The articles found never mention {escape_markdown(', '.join(answer.unknown))}." if answer.unknown else
-            f"None of the passages is close to the question (similarity {answer.similarity:.2f})."
-            if answer.similarity < SIMILARITY_FLOOR else
-            f"None of the passages seems to hold the answer (confidence {answer.best:.2f}, needed "
+            f"None of the passages matches the question well (best similarity {answer.best:.2f}, needed "
             f"{answer.threshold:.2f})."
         )
         lines.append(f"**{NOT_FOUND}** {why} The nearest passages are below, marked as weak matches.")

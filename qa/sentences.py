@@ -132,7 +132,7 @@ class SentenceVectors:
             return {}
         spans = [self._split(p.text) for _, p in todo]
         texts = [with_title(p.title, p.text[a:b]) for (_, p), found in zip(todo, spans, strict=True) for a, b in found]
-        vectors = self.embedder.encode(texts).astype(np.float16)
+        vectors = self.embedder.encode_sentences(texts).astype(np.float16)
         made: dict[str, PassageSentences] = {}
         rows = []
         at = 0

@@ -17,10 +17,11 @@ def stored_articles(index: Path) -> set[str]:
 def test_the_sync_embeds_the_sentences_so_answering_embeds_none(faiss_library: Library) -> None:
     faiss_library.sync()
     assert "venezuela-maduro-us-negotiations.txt" in stored_articles(faiss_library.settings.index_dir)
-    before = faiss_library.embedder.texts_embedded
+    assert faiss_library.embedder.sentences_embedded > 0
+    before = faiss_library.embedder.sentences_embedded
     answer = faiss_library.answer("Who interviewed Maduro?", k=3)
     assert answer.found and "Ramonet" in answer.quotes[0].text
-    assert faiss_library.embedder.texts_embedded == before  # only the question was encoded
+    assert faiss_library.embedder.sentences_embedded == before  # only the question was encoded
 
 
 def test_a_removed_article_takes_its_sentences_with_it(faiss_library: Library) -> None:
@@ -36,8 +37,8 @@ def test_lost_sentence_vectors_are_embedded_again_on_first_use(faiss_library: Li
     first = faiss_library.answer("Who interviewed Maduro?", k=3)
     faiss_library.sentences.close()
     (faiss_library.settings.index_dir / SENTENCES_FILE).unlink()
-    before = faiss_library.embedder.texts_embedded
+    before = faiss_library.embedder.sentences_embedded
     again = faiss_library.answer("Who interviewed Maduro?", k=3)
-    assert faiss_library.embedder.texts_embedded > before
+    assert faiss_library.embedder.sentences_embedded > before
     assert [q.text for q in again.quotes] == [q.text for q in first.quotes]
     assert (faiss_library.settings.index_dir / SENTENCES_FILE).is_file()
