@@ -3,7 +3,7 @@
 The BBC News corpus (2,225 stories from 2004-2005 in five categories, Greene and Cunningham, ICML 2006)
 is copyrighted by the BBC, so it is never committed: this script reads it from `--corpus DIR` (the
 dataset's public layout `raw/<category>/<NNN>.txt`, see `bench.bbc`) and turns it into passages at run time.
-The questions (`bench/data/bbc-paraphrase/questions.jsonl`) are our own text and are committed. They
+The questions (`bench/data/bbc-paraphrase/tune.jsonl`) are our own text and are committed. They
 were written by hand as paraphrases of single paragraphs, so they share few distinctive words with the
 passage that answers them, unlike the SQuAD dev set, which favours lexical (BM25) retrieval.
 
@@ -14,7 +14,7 @@ Output, in the format the retrieval harness reads (as for SQuAD):
   non-empty blocks between blank lines, the same numbering as `qa.passages.paragraphs`), `title` = the
   headline and `text` = the paragraph without its surrounding white space. Articles whose body is an
   exact copy of an earlier one (133 in the set) are skipped; the first copy is kept.
-- `OUT_DIR/questions.jsonl`: a copy of the committed questions, after checking that every gold passage
+- `OUT_DIR/questions.jsonl`: the committed questions that have answers, after checking that every gold passage
   exists and contains at least one answer string (case-insensitive).
 
 Usage: `python -m bench.bbc_dataset OUT_DIR [--corpus DIR] [--questions PATH]`.
@@ -25,14 +25,13 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import shutil
 import sys
 from collections import Counter
 from pathlib import Path
 
 from .bbc import add_corpus_argument, bbc_articles, duplicate_ids
 
-DEFAULT_QUESTIONS = Path(__file__).resolve().parent / "data" / "bbc-paraphrase" / "questions.jsonl"
+DEFAULT_QUESTIONS = Path(__file__).resolve().parent / "data" / "bbc-paraphrase" / "tune.jsonl"
 _BLANK_LINE = re.compile(r"\n[ \t]*\n")
 
 
@@ -124,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         passages, kept, skipped = build_passages(args.corpus)
         if not args.questions.is_file():
             raise DatasetError(f"questions file not found: {args.questions}")
-        questions = read_jsonl(args.questions)
+        questions = [q for q in read_jsonl(args.questions) if q.get("answers")]  # off-topic ones have no gold
     except DatasetError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -138,7 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     with (args.out_dir / "passages.jsonl").open("w", encoding="utf-8") as handle:
         for passage in passages:
             handle.write(json.dumps(passage, ensure_ascii=False) + "\n")
-    shutil.copyfile(args.questions, args.out_dir / "questions.jsonl")
+    with (args.out_dir / "questions.jsonl").open("w", encoding="utf-8") as handle:
+        for question in questions:
+            handle.write(json.dumps(question, ensure_ascii=False) + "\n")
     categories = Counter(category(question) for question in questions)
     print(f"articles: {kept} kept, {skipped} duplicates skipped")
     print(f"passages: {len(passages)} (one per paragraph) -> {args.out_dir / 'passages.jsonl'}")

@@ -30,7 +30,7 @@ from qa.store import Change, Store
 
 from .bbc import bbc_files as all_bbc_files
 
-QUESTIONS = Path(__file__).resolve().parent / "data" / "bbc-paraphrase" / "questions.jsonl"
+QUESTIONS = Path(__file__).resolve().parent / "data" / "bbc-paraphrase" / "tune.jsonl"
 SYNTHETIC_FOLDER = "synthetic"
 ARTICLES_PER_FILE = 2000  # about 6 MB a file: under the reader's 20 MiB limit
 NOISE = 0.05  # per-dimension standard deviation: |noise| is about 1 in 384 dimensions

@@ -234,7 +234,7 @@ class ChatApp:
                     return gr.skip(), gr.skip(), ""
                 return "", [*history, {"role": "user", "content": escape_markdown(message)}], message
 
-            def answer(
+            def respond(
                 message: str, history: list[dict[str, Any]], earlier: list[str], k: float, how: str
             ) -> tuple[Any, Any]:
                 if not message:
@@ -247,7 +247,7 @@ class ChatApp:
                     take, [question, chatbot], [question, chatbot, pending], queue=False, api_visibility="private"
                 )
                 taken.then(
-                    answer, [pending, chatbot, previous, sources, mode], [chatbot, previous], concurrency_limit=4,
+                    respond, [pending, chatbot, previous, sources, mode], [chatbot, previous], concurrency_limit=4,
                     api_visibility="private",
                 ).then(None, js=SCROLL_TO_ANSWER, api_visibility="private")
             restart.click(lambda: ([], []), None, [chatbot, previous], queue=False, api_visibility="private")

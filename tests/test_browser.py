@@ -80,8 +80,11 @@ def new_conversation(page: Page) -> None:
 
 
 def upload(page: Page, path: Path) -> None:
+    """Upload a file and wait until its sync is done (the status names the file, then says Ready)."""
     page.locator("#upload input[type=file]").set_input_files(str(path))
-    expect(page.locator("#upload-status")).to_contain_text("Ready", timeout=WAIT_MS)
+    status = page.locator("#upload-status")
+    expect(status).to_contain_text(path.name, timeout=WAIT_MS)
+    expect(status).to_contain_text("Ready", timeout=WAIT_MS)
 
 
 def test_a_question_gets_a_quoted_answer_with_its_cited_title_and_passage(page: Page) -> None:

@@ -110,12 +110,14 @@ def test_terminal_controls_in_articles_and_file_names_are_never_printed(articles
     (articles / "\x1b[2Jbroken\x1b[0m.json").write_text("{not json")
     folders = ["--articles", str(articles), "--index", str(tmp_path / "index")]
     built = qa("index", *folders)
-    asked = qa("ask", "red alert in the harbour\x1b[8m", "-k", "1", *folders)
-    as_json = qa("ask", "red alert in the harbour", "-k", "1", "--json", *folders)
-    for run in (built, asked, as_json):
+    answered = qa("ask", "red alert in the harbour\x1b[8m", "-k", "1", *folders)
+    asked = qa("ask", "red alert in the harbour\x1b[8m", "-k", "1", "--passages", *folders)
+    as_json = qa("ask", "red alert in the harbour", "-k", "1", "--json", "--passages", *folders)
+    for run in (built, answered, asked, as_json):
         assert run.returncode == 0, run.stderr
         assert not [char for char in run.stdout + run.stderr if char in CONTROLS]
     assert "skipped: broken.json: malformed JSON" in built.stderr
+    assert "[1] Red alert in the harbour  (score" in answered.stdout and "master raised" in answered.stdout
     assert asked.stdout.startswith("[1] Red alert in the harbour  (score")
     assert "The harbour 2J master raised a red alert on Monday after the ]0;ownedstorm." in asked.stdout
     hit = json.loads(as_json.stdout)["hits"][0]  # JSON keeps the exact text, escaped

@@ -70,10 +70,19 @@ def test_off_topic_questions_get_the_honest_not_found_reply(client: Client, ques
     assert reply.startswith(f"**{NOT_FOUND}**") and reply.count("*weak match*") == 3
 
 
-def test_the_api_offers_ask_retrieve_and_upload(client: Client) -> None:
+def test_the_api_offers_ask_answer_retrieve_and_upload(client: Client) -> None:
     assert set(client.view_api(print_info=False, return_format="dict")["named_endpoints"]) == {
-        "/ask", "/retrieve", "/upload"
+        "/ask", "/answer", "/retrieve", "/upload"
     }
+
+
+def test_the_answer_api_gives_the_same_answer_as_json(client: Client) -> None:
+    answer = client.predict("Who interviewed Maduro?", 3, None, "", api_name="/answer")
+    assert answer["found"] is True and len(answer["sources"]) == 3
+    first = answer["quotes"][0]
+    assert "Ramonet" in first["text"] and first["text"] in answer["sources"][first["source"] - 1]["text"]
+    reply = client.predict("Who interviewed Maduro?", 3, None, "", api_name="/ask")
+    assert reply.startswith(" ".join(first["text"].split()))
 
 
 def test_our_errors_come_back_as_sentences(client: Client) -> None:
