@@ -5,7 +5,7 @@ fitted listwise: for each training question, the softmax of the scores of the se
 `qa.answer.CANDIDATES` hybrid results should fall on the sentences that contain one of the question's
 answer strings. The questions:
 
-- news: `bench/data/bbc-train/*.jsonl`, 450 questions written by hand as readers' paraphrases over the
+- news: `bench/data/bbc-train/*.jsonl`, 900 questions written by hand as readers' paraphrases over the
   BBC News corpus (none of them about an article of the evaluation sets in `bench/data/bbc-paraphrase`);
 - Wikipedia: the even-numbered half of the SQuAD v1.1 dev questions (the odd half is left for `qa eval`).
 
