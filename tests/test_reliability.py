@@ -318,7 +318,8 @@ def cli_repairs(
 
     def run(case: str) -> tuple[Path, subprocess.CompletedProcess[str]]:
         index = damaged_copy(built, CLI_CASES[case], root / case.replace(" ", "-"))
-        return index, qa("ask", QUESTION, "--json", "--passages", "-k", "3", "--articles", str(built[0]), "--index", str(index))
+        folders = ("--articles", str(built[0]), "--index", str(index))
+        return index, qa("ask", QUESTION, "--json", "--passages", "-k", "3", *folders)
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         return dict(zip(CLI_CASES, pool.map(run, CLI_CASES), strict=True))
