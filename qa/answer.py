@@ -228,8 +228,8 @@ class Composer:
         ]
         return features(question, vector, inputs)
 
-    def score(self, question: str, query: str, hits: Sequence[Hit]) -> tuple[list[list[Quote]], np.ndarray]:
-        """Every sentence of every hit as a `Quote`, per hit in passage order, and the (n,) scores of all.
+    def score(self, question: str, query: str, hits: Sequence[Hit]) -> list[list[Quote]]:
+        """Every sentence of every hit as a `Quote`, per hit in passage order.
 
         A sentence's `score` is its softmax share of the scores of all candidates: the model's
         probability that it is the sentence holding the answer, if one of them does.
@@ -245,11 +245,11 @@ class Composer:
                 candidate.passage + 1, hit.text[candidate.start : candidate.end], candidate.start, candidate.end,
                 float(share), float(row[0]),
             ))
-        return quotes, logits
+        return quotes
 
     def compose(self, question: str, query: str, hits: Sequence[Hit], k: int = 5) -> Answer:
         """The answer with `k` sources, from `hits` retrieved for `query` (the question with its context)."""
-        scored, _ = self.score(question, query, hits)
+        scored = self.score(question, query, hits)
         best_of = [max((q.score for q in own if _quotable(q)), default=0.0) for own in scored]
         order = sorted(range(len(hits)), key=lambda at: (-best_of[at], at))[:k]
         sources_hits = [hits[at] for at in order]
@@ -266,7 +266,7 @@ class Composer:
             cited = sorted((q for q in chosen if q.number == number), key=lambda q: q.start)
             fallback = sorted(own, key=lambda q: (not _quotable(q), -q.score, q.start))[:1]
             highlights = tuple(cited) if cited else tuple(fallback)
-            relevance = max((q.score for q in own), default=0.0)
+            relevance = max((q.score for q in own if _quotable(q)), default=0.0)
             weak = not cited and (not found or relevance < WEAK_SHARE)
             sources.append(Source(number, hit, highlights, relevance, weak))
         return Answer(question, query, found, closest, self.threshold, tuple(chosen), tuple(sources), unknown=unknown)

@@ -137,3 +137,34 @@ def test_sentences_are_embedded_once_and_then_reused(seed_library: Library) -> N
     before = seed_library.embedder.texts_embedded
     ask(composer, "What did Christine Lagarde tell reporters?")
     assert seed_library.embedder.texts_embedded - before <= 2  # the question itself, nothing else
+
+
+def test_a_question_about_names_no_article_mentions_is_not_answered(composer: Composer) -> None:
+    answer = ask(composer, "What did Barack Obama say about the interest rate decision?")
+    assert not answer.found and answer.unknown == ("Barack", "Obama")
+    assert "never mention Barack, Obama" in to_markdown(answer)
+
+
+def test_one_known_name_beside_an_unknown_one_is_taken_for_a_misspelling(composer: Composer) -> None:
+    answer = ask(composer, "Which journalist from Spain interviewed Maduro for Telesurr?")
+    assert answer.found and answer.unknown == () and "Ramonet" in quoted(answer)
+
+
+def test_a_year_no_retrieved_passage_mentions_is_not_answered(composer: Composer) -> None:
+    answer = ask(composer, "What did the European Central Bank decide about rates in 1987?")
+    assert not answer.found and answer.unknown == ("1987",)
+    assert ask(composer, "What did the European Central Bank decide about its deposit rate?").found
+
+
+def test_sources_are_ordered_by_their_best_sentence_and_quotes_come_from_them(composer: Composer) -> None:
+    answer = ask(composer, "Who interviewed Maduro?", k=3)
+    best = [source.relevance for source in answer.sources]
+    assert best == sorted(best, reverse=True)
+    assert {quote.number for quote in answer.quotes} <= {source.number for source in answer.sources}
+    assert all(0.0 < quote.score <= 1.0 for quote in answer.quotes)
+
+
+def test_library_answer_is_the_answer_the_chat_shows(seed_library: Library) -> None:
+    answer = seed_library.answer("Who interviewed Maduro?", k=2)
+    assert answer.found and "Ignacio Ramonet" in answer.quotes[0].text and len(answer.sources) == 2
+    assert answer.to_json()["quotes"][0]["text"] == answer.quotes[0].text
