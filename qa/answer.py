@@ -257,7 +257,7 @@ class Composer:
         ranked = sorted(
             (q for own in own_quotes for q in own if _quotable(q)), key=lambda q: (-q.score, q.number, q.start)
         )
-        unknown = self._unknown(question) + tuple(missing_years(question, hits))
+        unknown = tuple(dict.fromkeys(self._unknown(question) + tuple(missing_years(question, hits))))
         closest = max((q.match for own in own_quotes for q in own), default=0.0)
         found = bool(ranked) and closest >= self.threshold and not unknown
         chosen = self._choose(ranked) if found else []
