@@ -195,6 +195,8 @@ def sync(
             if after and (refitted or "health" not in manifest):
                 after(store, None)
             total = store.counts()["passages"]
+            if sentences is not None:  # an index made before they were kept, or a lost sentences file
+                _catch_up(sentences, settings, embedder, folder.articles)
             return SyncReport(
                 unchanged=len(current), passages_total=total, seconds=time.perf_counter() - started,
                 problems=folder.problems,
@@ -269,13 +271,27 @@ def embed_share(
     return _vectors(store, embedder, to_embed, keys, lengths, progress)[1]
 
 
+def _first_articles(articles: list[Article]) -> dict[str, Article]:
+    """body_hash -> the article whose title and id the body's hits cite (the first by article id)."""
+    first: dict[str, Article] = {}
+    for article in sorted(articles, key=lambda a: a.article_id):
+        first.setdefault(article.body_hash, article)
+    return first
+
+
+def _catch_up(sentences: SentenceVectors, settings: Settings, embedder: Embedder, articles: list[Article]) -> None:
+    """Embed the sentences of the bodies that have none stored (only those bodies are split again)."""
+    stored = sentences.article_ids()
+    missing = {body: a.text for body, a in _first_articles(articles).items() if a.article_id not in stored}
+    if missing:
+        _fill_sentences(sentences, _plan(settings, embedder, missing, articles)[0], articles, [])
+
+
 def _fill_sentences(
     sentences: SentenceVectors, passages: list[Passage], articles: list[Article], updated: list[Article]
 ) -> None:
     """Embed the sentences of the new passages with the title their hits will cite (the first article's)."""
-    first: dict[str, Article] = {}
-    for article in sorted(articles, key=lambda a: a.article_id):
-        first.setdefault(article.body_hash, article)
+    first = _first_articles(articles)
     started = time.perf_counter()
     sentences.forget([a.article_id for a in updated], keep={a.article_id for a in articles})
     done = sentences.fill([

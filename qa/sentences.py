@@ -98,6 +98,18 @@ class SentenceVectors:
             embedded += len(todo)
         return embedded
 
+    def count(self) -> int:
+        """How many passages have their sentence vectors stored."""
+        with self._lock:
+            db = self._connect()
+            return int(db.execute("SELECT COUNT(*) FROM sentences").fetchone()[0]) if db is not None else 0
+
+    def article_ids(self) -> set[str]:
+        """The articles whose passages have sentence vectors stored (under their id)."""
+        with self._lock:
+            db = self._connect()
+            return {row[0] for row in db.execute("SELECT DISTINCT article_id FROM sentences")} if db else set()
+
     def forget(self, article_ids: Iterable[str] | None = None, keep: Iterable[str] | None = None) -> None:
         """Forget the sentences of `article_ids`, and of every article not in `keep` (when given)."""
         with self._lock:

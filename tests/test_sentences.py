@@ -42,3 +42,15 @@ def test_lost_sentence_vectors_are_embedded_again_on_first_use(faiss_library: Li
     assert faiss_library.embedder.sentences_embedded > before
     assert [q.text for q in again.quotes] == [q.text for q in first.quotes]
     assert (faiss_library.settings.index_dir / SENTENCES_FILE).is_file()
+
+
+def test_an_index_without_sentence_vectors_gets_them_at_the_next_sync(faiss_library: Library) -> None:
+    faiss_library.sync()
+    faiss_library.sentences.close()
+    (faiss_library.settings.index_dir / SENTENCES_FILE).unlink()
+    report = faiss_library.sync()  # nothing changed in the articles folder
+    assert report.passages_embedded == 0
+    assert faiss_library.sentences.count() == faiss_library.store.counts()["passages"]
+    before = faiss_library.embedder.sentences_embedded
+    faiss_library.answer("Who interviewed Maduro?", k=3)
+    assert faiss_library.embedder.sentences_embedded == before
