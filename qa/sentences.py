@@ -75,7 +75,8 @@ class SentenceVectors:
         self._splitter = Splitter()
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
-        self._memory: dict[str, PassageSentences] = {}  # when the folder cannot be written
+        self._unavailable = False  # the file could not be opened: vectors are kept in memory only
+        self._memory: dict[str, PassageSentences] = {}
 
     def get(self, passages: Sequence[PassageText]) -> list[PassageSentences]:
         """The sentences of each passage, in order; those not stored yet are embedded and stored."""
@@ -182,9 +183,10 @@ class SentenceVectors:
     def _write(self, rows: list[tuple[str, str, bytes, bytes]], made: dict[str, PassageSentences]) -> None:
         with self._lock:
             db = self._connect()
+            if db is None:
+                self._memory.update(made)
+                return
             try:
-                if db is None:
-                    raise sqlite3.OperationalError("no database")
                 with db:
                     db.executemany(
                         "INSERT OR REPLACE INTO sentences (passage_key, article_id, spans, vectors) "
@@ -197,7 +199,7 @@ class SentenceVectors:
 
     def _connect(self) -> sqlite3.Connection | None:
         """The cache database, created on first use; None when the folder cannot hold it."""
-        if self._db is None:
+        if self._db is None and not self._unavailable:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 db = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
@@ -206,5 +208,5 @@ class SentenceVectors:
                 self._db = db
             except (sqlite3.Error, OSError) as error:
                 logger.warning("cannot open %s (%s); sentence vectors are kept in memory", self.path, error)
-                return None
+                self._unavailable = True
         return self._db
