@@ -24,7 +24,7 @@ import numpy as np
 from .lexical import terms
 from .schema import Filters, Hit
 from .scoring import Candidate, Matrix, PassageInput, Scorer, default_scorer, features
-from .search import clean_question
+from .search import check_k, clean_question
 from .sentences import PassageText
 
 if TYPE_CHECKING:
@@ -197,7 +197,7 @@ class Composer:
             QuestionError: the question is empty or too long, or k is out of range.
         """
         started = time.perf_counter()
-        question = clean_question(question)
+        question, k = clean_question(question), check_k(k)
         query = contextual_query(question, previous)
         hits = self.library.retrieve(query, max(k, self.candidates), mode, filters)
         answer = replace(self.compose(question, query, hits, k), seconds=time.perf_counter() - started)

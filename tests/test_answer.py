@@ -11,6 +11,7 @@ from qa import Library, Settings
 from qa.answer import NOT_FOUND_THRESHOLD, Answer, Composer, contextual_query, is_follow_up
 from qa.articles import load_folder
 from qa.embed import Embedder
+from qa.errors import QuestionError
 from qa.reply import NOT_FOUND, to_markdown
 
 
@@ -179,3 +180,9 @@ def one_article(tmp_path: Path, embedder: Embedder, text: str) -> Library:
     (tmp_path / "articles").mkdir()
     (tmp_path / "articles" / "article.txt").write_text(text)
     return Library(Settings(articles_dir=tmp_path / "articles", index_dir=tmp_path / "index"), embedder=embedder)
+
+
+@pytest.mark.parametrize("k", [0, 101, 2.5])
+def test_an_impossible_number_of_sources_is_refused_with_a_sentence(composer: Composer, k: object) -> None:
+    with pytest.raises(QuestionError, match="k must be a whole number from 1 to 100"):
+        composer.answer("Who interviewed Maduro?", k)  # type: ignore[arg-type]
