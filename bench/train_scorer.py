@@ -1,9 +1,9 @@
 """Train the sentence scorer that picks the quoted answer (`qa/scorer.json`), reproducibly.
 
 The scorer is a linear model over the features of `qa.scoring` (about thirty numbers per sentence),
-fitted listwise: for each training question, the softmax of the scores of the sentences of its top
-`qa.answer.CANDIDATES` hybrid results should fall on the sentences that contain one of the question's
-answer strings. The questions:
+fitted listwise: for each training question, the softmax of the scores of the sentences of its
+candidate passages (`qa.answer.Composer.candidate_hits`, hybrid search) should fall on the sentences
+that contain one of the question's answer strings. The questions:
 
 - news: `bench/data/bbc-train/*.jsonl`, 900 questions written by hand as readers' paraphrases over the
   BBC News corpus (none of them about an article of the evaluation sets in `bench/data/bbc-paraphrase`);
@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.bbc import add_corpus_argument, bbc_files
-from qa.answer import CANDIDATES, Composer
+from qa.answer import Composer
 from qa.assistant import Library
 from qa.config import Settings
 from qa.evaluate import FEED, Question, read_dataset
@@ -49,7 +49,7 @@ def examples(library: Library, questions: list[Question]) -> tuple[np.ndarray, n
     composer = Composer(library)
     rows, labels, groups = [], [], []
     for number, question in enumerate(questions):
-        hits = library.retrieve(question.question, CANDIDATES, "hybrid")
+        hits = composer.candidate_hits(question.question, mode="hybrid")
         candidates, matrix = composer.features(question.question, question.question, hits)
         wanted = [answer.lower() for answer in question.answers]
         for candidate, row in zip(candidates, matrix, strict=True):

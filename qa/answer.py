@@ -40,6 +40,8 @@ NOT_FOUND = "The articles don't seem to cover this."
 WEAK_SHARE = 0.02  # a source whose best sentence has less of the answer's probability is a weak match
 MAX_SENTENCES = 3
 CANDIDATES = 10  # passages whose sentences compete for the answer (the sources are the best k of them)
+ARTICLES_EXPANDED = 2  # the other passages of the top articles join the candidates
+MORE_FROM_ARTICLES = 10  # at most this many
 QUOTE_MARGIN = 3.0  # a second or third sentence's score must be within a factor e**3 of the best one's
 CONTEXT_QUESTIONS = 2  # earlier questions joined to a follow-up, at most
 _FOLLOW_UP_WORDS = frozenset("he she it they him her his hers its their theirs them this these those".split())
@@ -199,13 +201,30 @@ class Composer:
         started = time.perf_counter()
         question, k = clean_question(question), check_k(k)
         query = contextual_query(question, previous)
-        hits = self.library.retrieve(query, max(k, self.candidates), mode, filters)
+        hits = self.candidate_hits(query, k, mode, filters)
         answer = replace(self.compose(question, query, hits, k), seconds=time.perf_counter() - started)
         logger.info(
             "answered from %d passages (best %.3f, found=%s) in %.2f s", len(hits), answer.best, answer.found,
             answer.seconds,
         )
         return answer
+
+    def candidate_hits(
+        self, query: str, k: int = 5, mode: str | None = None, filters: Filters | None = None
+    ) -> list[Hit]:
+        """The passages whose sentences compete: the best `max(k, candidates)`, then the other best
+        passages of the top `ARTICLES_EXPANDED` articles (the right article often holds the answer in
+        another passage than its best-ranked one). Those come last, scored as the weakest retrieved."""
+        hits = self.library.retrieve(query, max(k, self.candidates), mode, filters)
+        top = tuple(dict.fromkeys(hit.citation.article_id for hit in hits))[:ARTICLES_EXPANDED]
+        if not top:
+            return hits
+        seen = {_place(hit) for hit in hits}
+        weakest = min(hit.score for hit in hits)
+        within = replace(filters or Filters(), articles=top)
+        found = self.library.retrieve(query, len(hits) + MORE_FROM_ARTICLES, mode, within)
+        more = [replace(hit, score=weakest) for hit in found if _place(hit) not in seen]
+        return [*hits, *more[:MORE_FROM_ARTICLES]]
 
     def features(self, question: str, query: str, hits: Sequence[Hit]) -> tuple[list[Candidate], Matrix]:
         """The sentences of the hits and their feature rows (see `qa.scoring.features`).
@@ -302,6 +321,10 @@ def named_words(question: str) -> list[str]:
 def missing_years(question: str, hits: Sequence[Hit]) -> list[str]:
     """Years the question names that none of the passages mentions (events outside what was found)."""
     return [year for year in dict.fromkeys(_YEAR.findall(question)) if not any(year in hit.text for hit in hits)]
+
+
+def _place(hit: Hit) -> tuple[str, int]:
+    return hit.citation.article_id, hit.citation.start
 
 
 def _log(share: float) -> float:

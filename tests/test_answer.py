@@ -186,3 +186,14 @@ def one_article(tmp_path: Path, embedder: Embedder, text: str) -> Library:
 def test_an_impossible_number_of_sources_is_refused_with_a_sentence(composer: Composer, k: object) -> None:
     with pytest.raises(QuestionError, match="k must be a whole number from 1 to 100"):
         composer.answer("Who interviewed Maduro?", k)  # type: ignore[arg-type]
+
+
+def test_the_other_passages_of_the_top_articles_join_the_candidates(seed_library: Library) -> None:
+    composer = Composer(seed_library, candidates=2)
+    first = seed_library.retrieve("Who interviewed Maduro?", 2)
+    hits = composer.candidate_hits("Who interviewed Maduro?", k=1)
+    places = [(hit.citation.article_id, hit.citation.start) for hit in hits]
+    assert [hit.text for hit in hits[:2]] == [hit.text for hit in first] and len(set(places)) == len(places)
+    top = {hit.citation.article_id for hit in first}
+    assert len(hits) > 2 and {hit.citation.article_id for hit in hits[2:]} <= top
+    assert all(hit.score == min(h.score for h in first) for hit in hits[2:])  # ranked as the weakest found
