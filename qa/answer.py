@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .embed import Vectors
 from .lexical import terms
 from .schema import Filters, Hit
 from .scoring import Candidate, Matrix, PassageInput, Scorer, default_scorer, features
@@ -200,9 +201,10 @@ class Composer:
         """
         started = time.perf_counter()
         question, k = clean_question(question), check_k(k)
-        query = contextual_query(question, previous)
-        hits = self.candidate_hits(query, k, mode, filters)
-        answer = replace(self.compose(question, query, hits, k), seconds=time.perf_counter() - started)
+        query = clean_question(contextual_query(question, previous))  # three questions may be too long
+        searched = self.library.embedder.encode_query(query)  # once, for both searches and the sentences
+        hits = self.candidate_hits(query, k, mode, filters, searched)
+        answer = replace(self.compose(question, query, hits, k, searched), seconds=time.perf_counter() - started)
         logger.info(
             "answered from %d passages (best %.3f, found=%s) in %.2f s", len(hits), answer.best, answer.found,
             answer.seconds,
@@ -210,50 +212,58 @@ class Composer:
         return answer
 
     def candidate_hits(
-        self, query: str, k: int = 5, mode: str | None = None, filters: Filters | None = None
+        self, query: str, k: int = 5, mode: str | None = None, filters: Filters | None = None,
+        searched: Vectors | None = None,
     ) -> list[Hit]:
         """The passages whose sentences compete: the best `max(k, candidates)`, then the other best
         passages of the top `ARTICLES_EXPANDED` articles (the right article often holds the answer in
-        another passage than its best-ranked one). Those come last, scored as the weakest retrieved."""
-        hits = self.library.retrieve(query, max(k, self.candidates), mode, filters)
+        another passage than its best-ranked one). Those come last, scored as the weakest retrieved.
+        `searched` is the query's (1, d) embedding when the caller has it."""
+        hits = self.library.retrieve(query, max(k, self.candidates), mode, filters, searched)
         top = tuple(dict.fromkeys(hit.citation.article_id for hit in hits))[:ARTICLES_EXPANDED]
         if not top:
             return hits
         seen = {_place(hit) for hit in hits}
         weakest = min(hit.score for hit in hits)
         within = replace(filters or Filters(), articles=top)
-        found = self.library.retrieve(query, len(hits) + MORE_FROM_ARTICLES, mode, within)
+        found = self.library.retrieve(query, len(hits) + MORE_FROM_ARTICLES, mode, within, searched)
         more = [replace(hit, score=weakest) for hit in found if _place(hit) not in seen]
         return [*hits, *more[:MORE_FROM_ARTICLES]]
 
-    def features(self, question: str, query: str, hits: Sequence[Hit]) -> tuple[list[Candidate], Matrix]:
+    def features(
+        self, question: str, query: str, hits: Sequence[Hit], searched: Vectors | None = None
+    ) -> tuple[list[Candidate], Matrix]:
         """The sentences of the hits and their feature rows (see `qa.scoring.features`).
 
         The similarity is to the question; for a follow-up, to the mean of the bare question and the
         searched query: the context finds the story, the question itself picks the sentence.
+        `searched` is the query's (1, d) embedding when the caller has it.
         """
         sentences = self.library.sentences.get(
             [PassageText(hit.citation.title, hit.text, hit.citation.article_id) for hit in hits]
         )
         embedder = self.library.embedder
+        query_vector = (embedder.encode_query(query) if searched is None else searched)[0]
         if query == question:
-            vector = embedder.encode_query(question)[0]
+            vector = query_vector
         else:
-            asked, searched = embedder.encode_queries([question, query])
-            vector = (asked + searched) / np.linalg.norm(asked + searched)
+            blend = embedder.encode_query(question)[0] + query_vector
+            vector = blend / np.linalg.norm(blend)
         inputs = [
             PassageInput(hit.text, hit.score, hit.citation.start == 0, found.spans, found.vectors)
             for hit, found in zip(hits, sentences, strict=True)
         ]
         return features(question, vector, inputs)
 
-    def score(self, question: str, query: str, hits: Sequence[Hit]) -> list[list[Quote]]:
+    def score(
+        self, question: str, query: str, hits: Sequence[Hit], searched: Vectors | None = None
+    ) -> list[list[Quote]]:
         """Every sentence of every hit as a `Quote`, per hit in passage order.
 
         A sentence's `score` is its softmax share of the scores of all candidates: the model's
         probability that it is the sentence holding the answer, if one of them does.
         """
-        candidates, matrix = self.features(question, query, hits)
+        candidates, matrix = self.features(question, query, hits, searched)
         logits = self.scorer.logits(matrix)
         shares = np.exp(logits - logits.max()) if len(logits) else logits
         shares = shares / shares.sum() if len(shares) else shares
@@ -266,9 +276,11 @@ class Composer:
             ))
         return quotes
 
-    def compose(self, question: str, query: str, hits: Sequence[Hit], k: int = 5) -> Answer:
+    def compose(
+        self, question: str, query: str, hits: Sequence[Hit], k: int = 5, searched: Vectors | None = None
+    ) -> Answer:
         """The answer with `k` sources, from `hits` retrieved for `query` (the question with its context)."""
-        scored = self.score(question, query, hits)
+        scored = self.score(question, query, hits, searched)
         best_of = [max((q.score for q in own if _quotable(q)), default=0.0) for own in scored]
         order = sorted(range(len(hits)), key=lambda at: (-best_of[at], at))[:k]
         sources_hits = [hits[at] for at in order]

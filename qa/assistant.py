@@ -13,7 +13,7 @@ from .backends import open_store
 from .build import Progress, SyncReport, sync
 from .config import Settings
 from .dates import read_when
-from .embed import Embedder
+from .embed import Embedder, Vectors
 from .errors import BusyError, StoreError
 from .health import headline_update
 from .schema import Filters, Hit
@@ -83,13 +83,19 @@ class Library:
             self._synced = True
 
     def retrieve(
-        self, question: str, k: int = 5, mode: str | None = None, filters: Filters | None = None
+        self,
+        question: str,
+        k: int = 5,
+        mode: str | None = None,
+        filters: Filters | None = None,
+        query_vector: Vectors | None = None,
     ) -> list[Hit]:
         """The `k` best passages for `question`, best first.
 
         Args:
             mode: "dense", "bm25" or "hybrid"; defaults to the settings' mode (hybrid).
             filters: restrict to articles by source, title/id and date range.
+            query_vector: the question's (1, d) embedding when the caller already has it.
 
         Time in the question ("in March 2005", "last week", "latest") narrows or re-ranks the
         search unless the settings' `read_dates` is off (see `qa.dates`).
@@ -100,7 +106,9 @@ class Library:
         question = clean_question(question)  # before any reader of the question, and before the sync
         self.ensure_index()
         when = read_when(question, self.store.newest_date()) if self.settings.read_dates else None
-        return search(question, k, self.store, self.embedder, mode or self.settings.mode, filters, when=when)
+        return search(
+            question, k, self.store, self.embedder, mode or self.settings.mode, filters, query_vector, when=when
+        )
 
     def answer(
         self,

@@ -169,16 +169,20 @@ def features(
     coarse, fine = answer_type(question), fine_type(question)
     asked_numbers = set(_DIGITS.findall(question))
     top_score = max((p.score for p in passages), default=0.0) or 1.0
-    rarity = _rarity(asked, [set(terms([p.text])[0]) for p in passages])
+    flat = [set(found) for found in terms([p.text[a:b] for p in passages for a, b in p.spans])]
+    sentence_terms_of, at = [], 0
+    for passage in passages:
+        sentence_terms_of.append(flat[at : at + len(passage.spans)])
+        at += len(passage.spans)
+    rarity = _rarity(asked, [set().union(*found) for found in sentence_terms_of])
     candidates: list[Candidate] = []
     rows: list[list[float]] = []
     similarities: list[float] = []
     passage_similarity: list[float] = []
-    for number, passage in enumerate(passages):
+    for number, (passage, sentence_terms) in enumerate(zip(passages, sentence_terms_of, strict=True)):
         if not passage.spans:
             continue
         texts = [passage.text[a:b] for a, b in passage.spans]
-        sentence_terms = [set(found) for found in terms(texts)]
         passage_terms = set().union(*sentence_terms)
         cosines = passage.vectors @ query
         best_here = float(cosines.max())
