@@ -50,7 +50,12 @@ _FOLLOW_UP_OPENERS = re.compile(r"^\W*(and|also|but|so|then|what about|how about
 _SHORT_QUESTION_WORDS = 2
 _WORD = re.compile(r"[\w’']+")
 _YEAR = re.compile(r"\b(?:1[89]|20)\d\d\b")
-_NAMED = re.compile(r"(?<=\s)[A-Z][\w’'-]*[a-z][\w’'-]*|\b(?:1[89]|20)\d\d\b")
+_CAPITALIZED = r"[A-Z][\w’'-]*[a-z][\w’'-]*"
+_MODEL = r"(?:[A-Z]+\d+[A-Za-z]*|\d{1,3}[A-Za-z]?)"  # a model number after a name: "S10", "3", "4G"
+_NAMED = re.compile(
+    rf"(?<=\s){_CAPITALIZED}(?:[ ]+(?:{_CAPITALIZED}|{_MODEL}\b))*|\b(?:1[89]|20)\d\d\b"
+)
+PHRASE_DEPTH = 20  # passages sharing a name's words that are searched for the name as a phrase
 
 
 @dataclass(frozen=True)
@@ -316,18 +321,41 @@ class Composer:
     def _unknown(self, question: str) -> tuple[str, ...]:
         """The question's names and years when none of them is in any passage of the collection.
 
+        A name of several words ("Nintendo Switch") must occur as that phrase, not only word by word.
         A question that also names something the articles know ("When was Tesla returned to Gospic?")
         is more likely misspelt or spelt another way ("Gospić") than about something else.
         """
         named = named_words(question)
-        missing = tuple(word for word in named if not self.library.store.search_terms(word, 1))
+        missing = tuple(name for name in named if not self._known(name))
         return missing if len(missing) == len(named) else ()
+
+    def _known(self, name: str) -> bool:
+        """Whether some passage of the collection holds the name. A product with a model number
+        ("Galaxy S10", "PlayStation 4") must occur as that phrase; other names word by word (readers
+        write "Prime Minister Blair" or "the Oriental Courts" for what the articles spell otherwise)."""
+        store = self.library.store
+        words = name.split()
+        if not any(char.isdigit() for char in name):
+            return any(store.search_terms(word, 1) for word in words if terms([word])[0])
+        phrase = re.compile(r"\b" + r"[\s-]+".join(map(re.escape, words)) + r"\b", re.IGNORECASE)
+        rows = [row for row, _ in store.search_terms(name, PHRASE_DEPTH)]
+        return any(phrase.search(passage.text) for passage in store.passages(rows).values())
 
 
 def named_words(question: str) -> list[str]:
-    """The question's capitalized words (not its first, without a possessive 's) and years, once each."""
-    found = [re.sub(r"[’']s?$", "", match.group()) for match in _NAMED.finditer(question)]
-    return [word for word in dict.fromkeys(found) if terms([word])[0]]
+    """The question's names (runs of capitalized words, not its first word, with the model numbers that
+    follow them: "Galaxy S10", without a possessive 's) and years, once each."""
+    found: list[str] = []
+    for match in _NAMED.finditer(question):
+        run: list[str] = []
+        for word in match.group().split():  # a possessive ends a name: "Iqbal's Allahabad address"
+            bare = re.sub(r"[’']s?$", "", word)
+            run.append(bare)
+            if bare != word:
+                found.append(" ".join(run))
+                run = []
+        found.extend([" ".join(run)] if run else [])
+    return [name for name in dict.fromkeys(found) if any(terms([word])[0] for word in name.split())]
 
 
 def missing_years(question: str, hits: Sequence[Hit]) -> list[str]:
