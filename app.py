@@ -10,18 +10,13 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
-import os
 import sys
 from collections.abc import Sequence
 
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-from qa import Library, QAError, Settings  # noqa: E402
-from qa.build import SyncReport  # noqa: E402
-from qa.cli import ProgressLine, configure_logging  # noqa: E402
-from qa.config import env_int  # noqa: E402
-from qa.errors import BusyError  # noqa: E402
+from qa import Library, QAError, Settings
+from qa.build import SyncReport
+from qa.cli import ProgressLine, configure_logging, configure_process
+from qa.errors import BusyError
 
 LOCAL_HOSTS = ("localhost",)
 logger = logging.getLogger("app")
@@ -33,7 +28,8 @@ def parser() -> argparse.ArgumentParser:
         description="Sync the index with the articles folder, then serve the chat page and its API.",
         epilog="Environment: QA_HOST, QA_PORT, QA_AUTH (user:password; required to bind beyond localhost), "
         "QA_SOURCES (default sources per answer), QA_WATCH_SECONDS (folder check interval, 0 = off), and the "
-        "QA_ARTICLES_DIR, QA_INDEX_DIR, QA_MODEL settings of `python -m qa`. Flags win over the environment.",
+        "other QA_* settings of `python -m qa` (see the README's configuration table). "
+        "Flags win over the environment.",
     )
     command.add_argument("--host", help="interface to bind (default: $QA_HOST or 127.0.0.1)")
     command.add_argument("--port", type=int, help="port (default: $QA_PORT or 7860)")
@@ -54,20 +50,6 @@ def is_local(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def parse_auth(raw: str | None) -> tuple[str, str] | None:
-    """QA_AUTH=user:password as a (user, password) pair; None when unset.
-
-    Raises:
-        QAError: set but not of the form user:password.
-    """
-    if raw is None or raw == "":
-        return None
-    user, colon, password = raw.partition(":")
-    if not colon or not user or not password:
-        raise QAError("QA_AUTH must be user:password (both non-empty).")
-    return user, password
 
 
 def check_binding(host: str, auth: tuple[str, str] | None) -> None:
@@ -102,13 +84,12 @@ def prepare(library: Library) -> SyncReport | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    configure_process()
     configure_logging(args.verbose, lists_problems=True)
     try:
-        host = args.host or os.environ.get("QA_HOST") or "127.0.0.1"
-        port = args.port or env_int("QA_PORT", 7860)
-        auth = parse_auth(os.environ.get("QA_AUTH"))
-        check_binding(host, auth)
         settings = Settings.from_env(articles_dir=args.articles, index_dir=args.index, sources=args.sources)
+        host, port, auth = args.host or settings.server.host, args.port or settings.server.port, settings.server.auth
+        check_binding(host, auth)
         library = Library(settings)
         report = prepare(library)
         from qa.web import ChatApp

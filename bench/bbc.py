@@ -2,8 +2,7 @@
 
 The corpus is the public BBC News dataset of D. Greene and P. Cunningham (2,225 articles from
 2004-2005 in five categories). Its texts are copyrighted by the BBC, so the repository does not
-ship them: each benchmark takes the folder as `--corpus DIR`, by default `../shared/data/bbc-news`
-next to the repository where that exists.
+ship them: each benchmark takes the dataset's folder as `--corpus DIR`.
 """
 
 from __future__ import annotations
@@ -12,7 +11,6 @@ import argparse
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CORPUS = REPO_ROOT.parent / "shared" / "data" / "bbc-news"
 CORPUS_HELP = (
     "The BBC News dataset (http://mlg.ucd.ie/datasets/bbc.html) in its public layout: "
     "DIR/raw/<category>/<NNN>.txt, one article a file (headline, blank line, body)."
@@ -24,11 +22,8 @@ class CorpusMissing(SystemExit):
 
 
 def add_corpus_argument(parser: argparse.ArgumentParser) -> None:
-    """`--corpus DIR`, defaulting to ../shared/data/bbc-news."""
-    parser.add_argument(
-        "--corpus", type=Path, metavar="DIR", default=DEFAULT_CORPUS,
-        help=f"{CORPUS_HELP} Default: {DEFAULT_CORPUS}.",
-    )
+    """`--corpus DIR`, required: the repository does not ship the corpus."""
+    parser.add_argument("--corpus", type=Path, metavar="DIR", required=True, help=CORPUS_HELP)
 
 
 def bbc_files(corpus: Path) -> list[Path]:

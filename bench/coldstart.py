@@ -3,7 +3,7 @@
     python -m bench.coldstart [--quick] [--rounds R] [--json OUT]
 
 First builds an index of `seeds/` in a temporary folder (`python -m qa index --index DIR`) and makes
-sure the question encoder is ready (`Embedder().warm_up()`: with the ONNX path, its one-time export
+sure the question encoder is ready (`Embedder.warm_up()`: with the ONNX path, its one-time export
 is cached then, as after any earlier start on this machine). Each round
 then starts `python app.py --port FREE --index DIR` as a subprocess (the sync finds nothing to
 embed) and polls the page with `gradio_client` until `/ask` answers "Who interviewed Maduro?". It
@@ -80,8 +80,9 @@ def main(argv: list[str] | None = None) -> int:
         index_dir = Path(folder) / "index"
         subprocess.run([sys.executable, "-m", "qa", "index", "--index", str(index_dir)], cwd=REPO_ROOT, check=True,
                        stdout=subprocess.DEVNULL)
-        subprocess.run([sys.executable, "-c", "from qa.embed import Embedder; Embedder().warm_up()"], cwd=REPO_ROOT,
-                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        warm_up = "from qa import Settings, embed; embed.Embedder.from_settings(Settings.from_env()).warm_up()"
+        subprocess.run([sys.executable, "-c", warm_up], cwd=REPO_ROOT, check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
         times = [start_once(index_dir) for _ in range(rounds)]
     page_up = statistics.median(up for up, _ in times)
     answering = statistics.median(answer for _, answer in times)

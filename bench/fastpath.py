@@ -1,6 +1,6 @@
 """Fast embedding paths against fp32 PyTorch: speed-up, vector agreement and retrieval effect.
 
-    python -m bench.fastpath [--quick] [--bbc N] [--squad N] [--json OUT]
+    python -m bench.fastpath --corpus DIR [--squad-dir DIR] [--quick] [--bbc N] [--squad N] [--json OUT]
 
 Paths: PyTorch fp32 (the reference), PyTorch under bfloat16 autocast ("bf16"), and for questions
 the model exported to ONNX and run with onnxruntime, in fp32 ("onnx") and with int8 MatMul weights
@@ -35,11 +35,10 @@ from qa.embed import Embedder, Vectors, native_bf16
 from qa.evaluate import Question, metrics
 from qa.onnx_encoder import agreement
 
-from .bbc import DEFAULT_CORPUS, add_corpus_argument, require_corpus
+from .bbc import add_corpus_argument, require_corpus
 from .bbc_dataset import build_passages, read_jsonl
 from .corpus import QUESTIONS, median, write_json
 
-SQUAD = DEFAULT_CORPUS.parent / "squad-v1.1-dev"
 PATHS = ("fp32", "bf16", "onnx", "onnx-int8", "bf16 + onnx")
 Dataset = tuple[list[dict[str, str]], list[Question]]
 
@@ -60,13 +59,13 @@ def bbc_set(corpus: Path, limit: int) -> Dataset:
     return chosen, questions
 
 
-def squad_set(limit: int) -> Dataset:
-    """The first `limit` SQuAD dev passages and the questions whose gold passage is among them."""
+def squad_set(folder: Path, limit: int) -> Dataset:
+    """The first `limit` SQuAD dev passages in `folder` and the questions whose gold passage is among them."""
     passages = [{"id": str(r["id"]), "title": str(r["title"]), "text": str(r["text"])}
-                for r in read_jsonl(SQUAD / "passages.jsonl")][:limit]
+                for r in read_jsonl(folder / "passages.jsonl")][:limit]
     kept = {p["id"] for p in passages}
     questions = [Question(str(r["id"]), str(r["question"]), tuple(r["answers"]), frozenset(r["passage_ids"]))  # type: ignore[arg-type]
-                 for r in read_jsonl(SQUAD / "questions.jsonl") if set(r["passage_ids"]) <= kept]  # type: ignore[arg-type]
+                 for r in read_jsonl(folder / "questions.jsonl") if set(r["passage_ids"]) <= kept]  # type: ignore[arg-type]
     return passages, questions
 
 
@@ -87,9 +86,12 @@ def scores(passages: list[dict[str, str]], questions: list[Question], p: Vectors
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.fastpath", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small sets (about a minute on a quiet machine)")
+    parser.add_argument("--quick", action="store_true", help="small sets (about a minute on 2 idle cores)")
     parser.add_argument("--bbc", type=int, help="BBC passages searched (default 2000; 300 with --quick)")
     parser.add_argument("--squad", type=int, help="SQuAD dev passages searched (default 400; 80 with --quick)")
+    parser.add_argument("--squad-dir", type=Path, metavar="DIR",
+                        help="SQuAD v1.1 dev in the qa eval format (passages.jsonl, questions.jsonl); without it, "
+                        "only the BBC set is measured")
     parser.add_argument("--rounds", type=int, default=2, help="speed rounds, alternating the order (default 2)")
     parser.add_argument("--json", type=Path, help="write the figures as JSON")
     add_corpus_argument(parser)
@@ -110,10 +112,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"note: bf16 is not in use here ({paths['bf16']}); its rows show fp32", file=sys.stderr)
 
     sets = {"bbc-paraphrase": bbc_set(corpus, args.bbc or (300 if args.quick else 2000))}
-    if (SQUAD / "passages.jsonl").is_file():
-        sets["squad-dev"] = squad_set(args.squad or (80 if args.quick else 400))
+    if args.squad_dir and (args.squad_dir / "passages.jsonl").is_file():
+        sets["squad-dev"] = squad_set(args.squad_dir, args.squad or (80 if args.quick else 400))
     else:
-        print(f"note: no SQuAD dev set in {SQUAD}; measuring the BBC set only", file=sys.stderr)
+        print(f"note: no SQuAD dev set in {args.squad_dir}; measuring the BBC set only", file=sys.stderr)
 
     # speed: passages
     sample = [p["text"] for p in sets["bbc-paraphrase"][0][:speed_count]]

@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", help="index sizes in passages (default 10000 100000)")
     parser.add_argument("--questions", type=int, help="questions asked per mode (default 120; 25 with --quick)")
     parser.add_argument("--threads", type=int,
-                        help="torch and FAISS threads (default: theirs, one per core); 1 on a busy shared machine")
+                        help="torch and FAISS threads (default: theirs, one per core)")
     parser.add_argument("--json", type=Path, help="write the figures as JSON")
     add_corpus_argument(parser)
     args = parser.parse_args(argv)

@@ -9,7 +9,7 @@ embed, BM25, FAISS, SQLite, the headline self-check) and, with the same loaded m
 same batch size: in one call ("raw", which sorts the texts by characters into batches), and
 in the pipeline's batches, longest first by token count, one batch a call ("raw, token-sorted";
 the counting not timed; first round only with `--quick`). Rounds alternate the order
-(build first, then raw first) because the machine is shared and noisy; figures are medians over
+(build first, then raw first) so that neither order is favoured; figures are medians over
 rounds, and the ratio per round compares figures taken a few seconds apart. The build's time is
 also split at its first and last progress call: before embedding (read, split), embedding
 (with the vector cache), after (BM25, FAISS, SQLite, self-check). The model is loaded and warmed,

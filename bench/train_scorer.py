@@ -13,7 +13,7 @@ The news questions weigh three times the Wikipedia ones in the fit (readers of t
 about news; on the tuning questions that weighting picked the answer more often). The fit is
 L-BFGS on standardized features with an L2 penalty, from zero, so the same data gives the same weights.
 
-Usage: `python -m bench.train_scorer [--corpus DIR] [--squad DIR] [--work DIR] [--out qa/scorer.json]`
+Usage: `python -m bench.train_scorer --corpus DIR --squad DIR [--work DIR] [--out qa/scorer.json]`
 `--corpus` is the BBC News dataset (DIR/raw/<category>/<NNN>.txt, http://mlg.ucd.ie/datasets/bbc.html);
 `--squad` a folder with `passages.jsonl` and `questions.jsonl` in the `qa eval` format. The indexes
 are kept in `--work` between runs (about 20 minutes to build on two cores, then seconds).
@@ -38,7 +38,6 @@ from qa.evaluate import FEED, Question, read_dataset
 from qa.scoring import FEATURES, WEIGHTS_FILE, Scorer
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared" / "data"  # where the SQuAD dev set is, next to the repository
 TRAIN = Path(__file__).resolve().parent / "data" / "bbc-train"
 L2 = 20.0
 NEWS_WEIGHT = 3.0  # the news questions weigh three times the Wikipedia ones in all
@@ -105,7 +104,7 @@ def top_one(scorer: Scorer, matrix: np.ndarray, labels: np.ndarray, groups: np.n
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_corpus_argument(parser)
-    parser.add_argument("--squad", type=Path, default=SHARED / "squad-v1.1-dev",
+    parser.add_argument("--squad", type=Path, metavar="DIR", required=True,
                         help="SQuAD dev in the qa eval format (passages.jsonl, questions.jsonl)")
     parser.add_argument("--work", type=Path, default=Path("/tmp/qa-train-scorer"), help="where the indexes are kept")
     parser.add_argument("--out", type=Path, default=WEIGHTS_FILE, help="the weights file to write")

@@ -37,7 +37,7 @@ class Library:
 
     def __init__(self, settings: Settings | None = None, embedder: Embedder | None = None) -> None:
         self.settings = settings or Settings.from_env()
-        self.embedder = embedder or Embedder(self.settings.model, self.settings.batch_size)
+        self.embedder = embedder or Embedder.from_settings(self.settings)
         self.store = open_store(self.settings)
         self.sentences = SentenceVectors(self.settings.index_dir, self.embedder, self.settings.model)
         self._composer: Composer | None = None
@@ -139,6 +139,7 @@ class Library:
             "built_at": manifest.get("built_at"),
             "health": manifest.get("health"),
             "embedding": self.embedder.paths().summary(),
+            "encoder": manifest.get("encoder"),
             "store": self.settings.index_location,
         }
 

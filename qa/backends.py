@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 from .config import Settings
 from .errors import ConfigError
 from .milvus import MilvusStore
@@ -12,24 +9,20 @@ from .store import IndexStore, Store
 
 
 def open_store(settings: Settings) -> IndexStore:
-    """The store of `settings.store` (nothing is opened until first use).
+    """The store `settings.store` names (nothing is opened until first use).
 
     - `faiss`: FAISS + SQLite files in `settings.index_dir` (the default);
     - `milvus-lite:PATH`: Milvus embedded in the file PATH (relative paths from the working directory);
-    - `milvus://HOST:PORT` (`milvus+https://` for TLS): a Milvus server or cluster; `QA_MILVUS_TOKEN`
-      holds "user:password" or an API key if it needs one.
-    `QA_MILVUS_COLLECTION` names the collections' prefix (default `qa`), so several indexes can
-    share one Milvus. The write lock is always a file in `settings.index_dir`.
+    - `milvus://HOST:PORT` (`milvus+https://` for TLS): a Milvus server or cluster, with the
+      credentials of `settings.milvus.token` if it needs them.
+    Milvus collections are named after `settings.milvus.collection`, so several indexes can share one
+    Milvus. The write lock is always a file in `settings.index_dir`.
     """
-    prefix = os.environ.get("QA_MILVUS_COLLECTION") or "qa"
-    if settings.store.startswith("milvus-lite:"):
-        path = Path(settings.store.removeprefix("milvus-lite:")).expanduser().resolve()
-        return MilvusStore(str(path), settings.index_dir, prefix)
-    if settings.store.startswith(("milvus://", "milvus+https://")):
-        scheme = "https://" if settings.store.startswith("milvus+https://") else "http://"
-        address = settings.store.split("://", 1)[1]
-        return MilvusStore(scheme + address, settings.index_dir, prefix, os.environ.get("QA_MILVUS_TOKEN", ""))
-    return Store(settings.index_dir, settings.faiss_index)
+    location = settings.location
+    if location.kind == "faiss":
+        return Store(settings.index_dir, settings.faiss_index)
+    token = settings.milvus.token if location.kind == "milvus" else ""
+    return MilvusStore(location.address, settings.index_dir, settings.milvus.collection, token)
 
 
 def copy_index(source: IndexStore, target: IndexStore) -> int:

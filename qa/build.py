@@ -20,7 +20,7 @@ import numpy as np
 
 from .articles import FileCache, Problem, load_folder
 from .config import Settings
-from .embed import Embedder
+from .embed import Embedder, EncoderPlan
 from .hashing import digest
 from .lexical import terms
 from .passages import Splitter
@@ -202,8 +202,13 @@ def sync(
                 problems=folder.problems,
             )
 
+        stored_plan = EncoderPlan.from_json(manifest.get("encoder"))
+        if stored_plan:
+            embedder.follow(stored_plan)  # all of an index's vectors are made one way
         passages, titled, to_embed, keys, lengths = _plan(settings, embedder, new_bodies, folder.articles)
         vectors, embedded, cached = _vectors(store, embedder, to_embed, keys, lengths, progress)
+        used = embedder.planned()
+        encoder = used.after(None if reason else stored_plan) if used else stored_plan
         new_terms = terms(titled if settings.title_in_terms else [p.text for p in passages])
         removed_passages = store.counts()["passages"] if reason else store.passage_count(old_bodies)
 
@@ -222,6 +227,7 @@ def sync(
                 "dimension": embedder.dimension,
                 "shape": settings.shape(),
                 "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                **({"encoder": encoder.to_json()} if encoder else {}),
             },
         )
         store.apply(change)

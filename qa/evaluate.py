@@ -236,7 +236,7 @@ def evaluate(
                 progress(f"{mode}: " + ", ".join(f"{name} {value}" for name, value in figures.items()))
         library.store.close()
     return {
-        "store": library.settings.store.split(":", 1)[0],
+        "store": library.settings.location.kind,
         "passages": report.passages_total,
         "questions": len(questions),
         "passages_embedded": report.passages_embedded,

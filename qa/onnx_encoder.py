@@ -70,17 +70,8 @@ def versions() -> dict[str, str]:
     return found
 
 
-def cache_root() -> Path:
-    """QA_CACHE_DIR, else $XDG_CACHE_HOME/qa-news, else ~/.cache/qa-news."""
-    explicit = os.environ.get("QA_CACHE_DIR")
-    if explicit:
-        return Path(explicit).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "qa-news"
-
-
-def cache_folder(model_path: str) -> Path:
-    """The export folder for `model_path`: keyed by the path, its files' sizes and times, and versions."""
+def cache_folder(model_path: str, cache_dir: Path) -> Path:
+    """The export folder for `model_path` in `cache_dir`: keyed by the path, its files' sizes and times, versions."""
     path = Path(model_path)
     stamp: list[object] = [EXPORT_FORMAT, str(path.resolve()) if path.exists() else model_path, versions()]
     if path.is_dir():
@@ -90,7 +81,7 @@ def cache_folder(model_path: str) -> Path:
                 stamp.append((str(file.relative_to(path)), info.st_size, int(info.st_mtime)))
     key = hashlib.sha256(json.dumps(stamp, sort_keys=True, default=str).encode()).hexdigest()[:16]
     slug = "".join(c if c.isalnum() or c in "-_" else "-" for c in path.name or "model")[:40]
-    return cache_root() / "onnx" / f"{slug}-{key}"
+    return cache_dir / "onnx" / f"{slug}-{key}"
 
 
 def timing_ms(encode: Callable[[list[str]], object], texts: Sequence[str], rounds: int = 2) -> float:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from .answer import NOT_FOUND_THRESHOLD, Answer, Composer
 from .background import BackgroundSync
 from .build import describe_progress
+from .embed import EncoderPlan
 from .errors import QAError
 from .reply import escape_markdown, to_markdown
 from .search import clean_question
@@ -146,14 +147,16 @@ class ChatApp:
         except QAError as error:
             return f"**Index:** ⚠️ {escape_markdown(str(error))}"
         built = str(status.get("built_at") or "never")
+        plan = EncoderPlan.from_json(status.get("encoder"))
         health = status.get("health") or {}
         lines = [
             f"**Index:** {status.get('articles', 0)} articles · {status.get('passages', 0)} passages · "
             f"model {escape_markdown(str(status.get('model') or self.library.settings.model))} · "
             f"last build {escape_markdown(built)}",
             "",
-            f"Store: {escape_markdown(self.library.settings.store.split(':', 1)[0])} · embedding: "
-            f"{escape_markdown(str(status.get('embedding')))}",
+            f"Store: {escape_markdown(self.library.settings.location.kind)} · embedding: "
+            f"{escape_markdown(str(status.get('embedding')))}"
+            + (f" · index vectors made with {escape_markdown(plan.summary())}" if plan else ""),
             "",
             (
                 f"Self-check: searched by its headline, an article comes first {health['recall@1']:.0%} of the time, "

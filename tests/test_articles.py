@@ -9,7 +9,7 @@ import pytest
 
 from qa.articles import load_folder
 from qa.errors import ConfigError
-from tests.conftest import SHARED_DATA
+from tests.conftest import BBC_NEWS
 
 
 def by_id(folder: Path) -> dict:
@@ -159,9 +159,10 @@ def test_reading_never_changes_the_files(articles: Path) -> None:
     assert {p: p.read_bytes() for p in articles.rglob("*") if p.is_file()} == before
 
 
-@pytest.mark.skipif(not (SHARED_DATA / "bbc-news").is_dir(), reason="needs ../shared/data/bbc-news")
+@pytest.mark.skipif(BBC_NEWS is None, reason="needs BBC_NEWS_DIR: the BBC News dataset's folder")
 def test_the_bbc_corpus_loads_as_it_is() -> None:
-    folder = load_folder(SHARED_DATA / "bbc-news" / "raw")
+    assert BBC_NEWS is not None
+    folder = load_folder(BBC_NEWS / "raw")
     assert len(folder.articles) == 2225
     assert [p.source for p in folder.problems] == ["sport/199.txt"]  # the one Windows-1252 file
     assert "£" in next(a.text for a in folder.articles if a.article_id == "sport/199.txt")

@@ -19,8 +19,8 @@ READERS = ["ann", "bbc_dataset", "calibrate_not_found", "fastpath", "incremental
 
 def arguments(name: str, tmp_path: Path) -> list[str]:
     """What each benchmark needs besides --corpus."""
-    return {"bbc_dataset": [str(tmp_path / "out")], "calibrate_not_found": ["--work", str(tmp_path / "work")]}.get(
-        name, [])
+    return {"bbc_dataset": [str(tmp_path / "out")], "calibrate_not_found": ["--work", str(tmp_path / "work")],
+            "train_scorer": ["--squad", str(tmp_path / "squad")]}.get(name, [])
 
 
 def words(text: str) -> str:

@@ -107,6 +107,24 @@ def test_other_splitter_settings_rebuild_everything_and_say_why(library: Library
     assert report.added == 6 and "Full rebuild" in report.summary()
 
 
+def test_the_manifest_records_how_the_vectors_were_made_and_later_syncs_follow_it(
+    articles: Path, tmp_path: Path
+) -> None:
+    settings = Settings(articles_dir=articles, index_dir=tmp_path / "index")
+    first = Library(settings, embedder=Embedder(precision="fp32", passage_encoder="torch", query_encoder="torch"))
+    first.sync()
+    recorded = first.store.manifest()["encoder"]
+    assert recorded["passages"] == "torch-fp32"
+    assert recorded["reason"] == "passage_encoder torch asked for; precision fp32 asked for"
+    assert recorded["versions"]["torch"] != "-" and first.status()["encoder"] == recorded
+    first.store.close()
+    (articles / "harbour.txt").write_text(ARTICLE)
+    later = Library(settings, embedder=Embedder(query_encoder="torch"))  # "auto" passages: follows, never times
+    assert later.sync().passages_embedded > 0
+    assert later.embedder.plan().passages == "torch-fp32" and later.store.manifest()["encoder"] == recorded
+    later.store.close()
+
+
 def test_an_explicit_rebuild_reuses_the_cached_vectors(library: Library) -> None:
     library.sync()
     embedded = library.embedder.texts_embedded

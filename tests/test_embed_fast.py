@@ -1,5 +1,6 @@
 """The fast embedding paths: bf16 autocast and ONNX question encoding agree with fp32 PyTorch, are
-made locally and cached, fall back cleanly, and are chosen by QA_EMBED_PRECISION / QA_QUERY_ENCODER."""
+made locally and cached, fall back cleanly, and are chosen by the embedding settings
+(QA_EMBED_PRECISION, QA_PASSAGE_ENCODER, QA_QUERY_ENCODER, QA_CACHE_DIR)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from qa import embed
+from qa.config import EmbeddingSettings, Settings
 from qa.embed import Embedder
 from qa.errors import ConfigError
 from qa.onnx_encoder import META_FILE, MODEL_FILE, agreement
@@ -31,11 +33,9 @@ REPO = Path(__file__).resolve().parent.parent
 def cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A cache root holding one export (fp32 and int8) of the default model, made by an Embedder."""
     root = tmp_path_factory.mktemp("onnx-cache")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("QA_CACHE_DIR", str(root))
-        maker = Embedder(precision="fp32", query_encoder="onnx-int8")
-        maker.warm_up()
-        assert maker.exports == 1 and maker.paths().questions == "onnx-int8"
+    maker = Embedder(encoding=EmbeddingSettings(precision="fp32", query_encoder="onnx-int8", cache_dir=root))
+    maker.warm_up()
+    assert maker.exports == 1 and maker.paths().questions == "onnx-int8"
     yield root
 
 
@@ -46,19 +46,19 @@ def fp32() -> Embedder:
 
 
 @pytest.fixture
-def use_cache(cache: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("QA_CACHE_DIR", str(cache))
-    return cache
+def use_cache(cache: Path) -> EmbeddingSettings:
+    """Embedding settings whose ONNX cache holds the export (fp32 and int8)."""
+    return EmbeddingSettings(cache_dir=cache)
 
 
-def test_onnx_questions_agree_with_fp32_pytorch(use_cache: Path, fp32: Embedder) -> None:
-    onnx = Embedder(query_encoder="onnx")
+def test_onnx_questions_agree_with_fp32_pytorch(use_cache: EmbeddingSettings, fp32: Embedder) -> None:
+    onnx = Embedder(encoding=use_cache, query_encoder="onnx")
     found = agreement(onnx.encode_queries(SENTENCES), fp32.encode_queries(SENTENCES))
     assert found["min"] >= 0.9999 and onnx.paths().questions == "onnx"
 
 
-def test_int8_questions_stay_close_to_fp32_pytorch(use_cache: Path, fp32: Embedder) -> None:
-    int8 = Embedder(query_encoder="onnx-int8")
+def test_int8_questions_stay_close_to_fp32_pytorch(use_cache: EmbeddingSettings, fp32: Embedder) -> None:
+    int8 = Embedder(encoding=use_cache, query_encoder="onnx-int8")
     found = agreement(int8.encode_queries(SENTENCES), fp32.encode_queries(SENTENCES))
     assert 0.98 <= found["min"] < 0.99999  # close, but really quantized
 
@@ -70,22 +70,21 @@ def test_bf16_passages_agree_with_fp32(fp32: Embedder) -> None:
     assert found["min"] >= 0.999 and bf16.paths().passages == "torch-bf16"
 
 
-def test_the_export_is_reused_from_its_cache(use_cache: Path) -> None:
-    (folder,) = (use_cache / "onnx").iterdir()
+def test_the_export_is_reused_from_its_cache(use_cache: EmbeddingSettings) -> None:
+    (folder,) = (use_cache.cache_dir / "onnx").iterdir()
     written = (folder / MODEL_FILE).stat().st_mtime_ns
-    again = Embedder(query_encoder="onnx")
+    again = Embedder(encoding=use_cache, query_encoder="onnx")
     again.warm_up()
     assert again.exports == 0 and (folder / MODEL_FILE).stat().st_mtime_ns == written
 
 
 def test_a_broken_cached_graph_is_exported_again_with_a_warning(
-    cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, fp32: Embedder
+    cache: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture, fp32: Embedder
 ) -> None:
     shutil.copytree(cache / "onnx", tmp_path / "onnx")
     (folder,) = (tmp_path / "onnx").iterdir()
     (folder / MODEL_FILE).write_bytes(b"not an onnx graph")
-    monkeypatch.setenv("QA_CACHE_DIR", str(tmp_path))
-    redone = Embedder(precision="fp32", query_encoder="onnx")
+    redone = Embedder(encoding=EmbeddingSettings(precision="fp32", query_encoder="onnx", cache_dir=tmp_path))
     with caplog.at_level(logging.WARNING, logger="qa.embed"):
         vectors = redone.encode_queries(SENTENCES)
     assert "broken" in caplog.text and redone.exports == 1 and redone.paths().questions == "onnx"
@@ -94,11 +93,11 @@ def test_a_broken_cached_graph_is_exported_again_with_a_warning(
 
 
 def test_when_no_export_can_be_made_questions_fall_back_to_pytorch_with_a_warning(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, fp32: Embedder
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, fp32: Embedder
 ) -> None:
     (tmp_path / "a-file").write_text("not a folder")
-    monkeypatch.setenv("QA_CACHE_DIR", str(tmp_path / "a-file"))
-    fallback = Embedder(precision="fp32", query_encoder="onnx")
+    unwritable = EmbeddingSettings(precision="fp32", query_encoder="onnx", cache_dir=tmp_path / "a-file")
+    fallback = Embedder(encoding=unwritable)
     with caplog.at_level(logging.WARNING, logger="qa.embed"):
         vectors = fallback.encode_queries(SENTENCES)
     assert "QA_CACHE_DIR" in caplog.text and fallback.paths().questions == "torch"
@@ -106,36 +105,51 @@ def test_when_no_export_can_be_made_questions_fall_back_to_pytorch_with_a_warnin
     assert agreement(vectors, fp32.encode_queries(SENTENCES))["min"] >= 0.99999
 
 
-def test_environment_variables_choose_the_paths(use_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("QA_EMBED_PRECISION", "FP32")
-    monkeypatch.setenv("QA_QUERY_ENCODER", "torch")
-    monkeypatch.setenv("QA_PASSAGE_ENCODER", "torch")
-    plain = Embedder()
+def test_environment_variables_choose_the_paths(cache: Path) -> None:
+    environment = {"QA_EMBED_PRECISION": "FP32", "QA_QUERY_ENCODER": "torch", "QA_PASSAGE_ENCODER": "torch",
+                   "QA_CACHE_DIR": str(cache)}
+    plain = Embedder.from_settings(Settings.from_env(environment))
     plain.encode(SENTENCES[:1])
     plain.encode_query(SENTENCES[0])
     assert (plain.paths().passages, plain.paths().questions) == ("torch-fp32", "torch")
-    monkeypatch.setenv("QA_QUERY_ENCODER", "onnx")
-    assert Embedder().paths().questions == "pending"  # nothing decided before the first question
-    fast = Embedder()
+    assert plain.plan().passages == "torch-fp32" and "passage_encoder torch asked for" in plain.plan().reason
+    onnx_questions = Settings.from_env({**environment, "QA_QUERY_ENCODER": "onnx"})
+    assert Embedder.from_settings(onnx_questions).paths().questions == "pending"  # nothing decided before a question
+    fast = Embedder.from_settings(onnx_questions)
     fast.encode_query(SENTENCES[0])
-    assert fast.paths().questions == "onnx"
+    assert fast.paths().questions == "onnx" and fast.exports == 0
 
 
-def test_onnx_passages_agree_with_fp32_pytorch(
-    use_cache: Path, fp32: Embedder, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("QA_PASSAGE_ENCODER", "onnx")
-    onnx = Embedder(query_encoder="torch")
+def test_onnx_passages_agree_with_fp32_pytorch(use_cache: EmbeddingSettings, fp32: Embedder) -> None:
+    onnx = Embedder(encoding=use_cache, passage_encoder="onnx", query_encoder="torch")
     found = agreement(onnx.encode(SENTENCES), fp32.encode(SENTENCES))
     assert found["min"] >= 0.9999 and onnx.paths().passages == "onnx" and onnx.texts_embedded == len(SENTENCES)
+    assert onnx.plan().passages == "onnx" and onnx.plan().reason == "passage_encoder onnx asked for"
 
 
-@pytest.mark.parametrize(("variable", "value"), [("QA_EMBED_PRECISION", "fp16"), ("QA_QUERY_ENCODER", "gpu"),
-                                                      ("QA_PASSAGE_ENCODER", "tensorrt")])
-def test_an_unknown_choice_is_a_config_error(monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> None:
-    monkeypatch.setenv(variable, value)
-    with pytest.raises(ConfigError, match=f"{variable}='{value}' is not a choice; use one of auto"):
-        Embedder()
+@pytest.mark.parametrize(("choice", "value"), [("precision", "fp16"), ("query_encoder", "gpu"),
+                                               ("passage_encoder", "tensorrt")])
+def test_an_unknown_choice_is_a_config_error(choice: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=f"{choice}='{value}' .* is not a choice; use one of auto"):
+        Embedder(**{choice: value})
+
+
+def test_an_embedder_follows_the_plan_an_index_recorded(use_cache: EmbeddingSettings) -> None:
+    recorded = embed.EncoderPlan("onnx", "auto, timed: onnx faster")
+    follower = Embedder(encoding=use_cache)
+    follower.follow(recorded)
+    assert follower.plan().passages == "onnx" and follower.plan().reason == recorded.reason
+    asked = Embedder(encoding=use_cache, passage_encoder="torch", precision="fp32")
+    asked.follow(recorded)  # a path asked for by name wins over the index's plan
+    assert asked.plan().passages == "torch-fp32"
+
+
+def test_a_plan_records_when_later_passages_were_made_another_way() -> None:
+    first = embed.EncoderPlan("onnx", "auto, timed")
+    assert embed.EncoderPlan("onnx", "followed").after(first) == first
+    mixed = embed.EncoderPlan("torch-fp32", "passage_encoder torch asked for").after(first)
+    assert mixed.passages == "onnx+torch-fp32" and mixed.reason == "auto, timed; then passage_encoder torch asked for"
+    assert embed.EncoderPlan.from_json(mixed.to_json()) == mixed and embed.EncoderPlan.from_json(None) is None
 
 
 def test_bf16_is_refused_on_a_cpu_without_native_bf16(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -145,13 +159,14 @@ def test_bf16_is_refused_on_a_cpu_without_native_bf16(monkeypatch: pytest.Monkey
     assert asked.paths().passages == "torch-fp32" and "no native bfloat16" in asked.paths().summary()
 
 
-def test_onnx_questions_and_answer_sentences_need_no_torch(use_cache: Path) -> None:
+def test_onnx_questions_and_answer_sentences_need_no_torch(cache: Path) -> None:
     script = (
-        "import sys\nfrom qa.embed import Embedder\ne = Embedder()\ne.warm_up()\n"
+        "import sys\nfrom qa.config import Settings\nfrom qa.embed import Embedder\n"
+        "e = Embedder.from_settings(Settings.from_env())\ne.warm_up()\n"
         "e.encode_query('Who interviewed Maduro?'); e.encode(['One sentence.', 'Another one.'])\n"
         "print(e.paths().questions, 'torch' in sys.modules, 'sentence_transformers' in sys.modules)\n"
     )
-    env = {**os.environ, "QA_CACHE_DIR": str(use_cache), "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "QA_CACHE_DIR": str(cache), "HF_HUB_OFFLINE": "1"}
     done = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=120, check=True)
     assert done.stdout.split() == ["onnx", "False", "False"]

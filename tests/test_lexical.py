@@ -17,8 +17,8 @@ from qa.health import RECHECK, SAMPLE
 from qa.lexical import LexicalIndex, terms
 from qa.schema import best_first
 from qa.store import Store
+from tests.conftest import BBC_NEWS
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "bbc-news" / "articles.jsonl"
 QUERIES = [
     "Which carmaker's profits fell in America?", "oil price rise oil", "election Labour Blair tax",
     "mobile phone music downloads", "Who won the Australian Open?", "film festival award actress",
@@ -27,10 +27,11 @@ QUERIES = [
 
 @pytest.fixture(scope="module")
 def passages() -> list[list[str]]:
-    """The terms of about 1,300 real news paragraphs (BBC), or of generated ones without the corpus."""
-    if CORPUS.is_file():
-        lines = CORPUS.read_text(encoding="utf-8").splitlines()[:300]
-        texts = [part.strip() for line in lines for part in json.loads(line)["text"].split("\n\n") if part.strip()]
+    """The terms of about 1,300 real news paragraphs (BBC, with BBC_NEWS_DIR), or of generated ones without it."""
+    if BBC_NEWS is not None:
+        files = sorted((BBC_NEWS / "raw").glob("*/*.txt"))[:300]
+        bodies = [path.read_text(encoding="utf-8", errors="replace").partition("\n")[2] for path in files]
+        texts = [part.strip() for body in bodies for part in body.split("\n\n") if part.strip()]
     else:
         rng = random.Random(1)
         words = " ".join(QUERIES).split() + "market court river storm bank match league wages".split()

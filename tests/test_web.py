@@ -14,6 +14,7 @@ from gradio_client import Client, handle_file
 from live import free_port, live_app
 
 import app as app_module
+from qa.config import parse_auth
 from qa.embed import Embedder
 from qa.errors import QAError
 from qa.reply import NOT_FOUND
@@ -212,4 +213,4 @@ def test_app_refuses_to_serve_all_interfaces_without_qa_auth(capsys: pytest.Capt
 @pytest.mark.parametrize("raw", ["user", ":pw", "user:", "nocolon"])
 def test_a_malformed_qa_auth_is_a_clear_error(raw: str) -> None:
     with pytest.raises(QAError, match="user:password"):
-        app_module.parse_auth(raw)
+        parse_auth(raw)
