@@ -19,8 +19,8 @@ from pathlib import Path
 from qa.embed import Embedder
 from qa.evaluate import _ids, metrics, read_dataset
 from qa.lexical import terms
-from qa.milvus import MilvusStore
 from qa.search import compose, search
+from qa.store import MilvusStore
 
 from .corpus import write_json
 
@@ -35,7 +35,7 @@ def engine_rrf(store: MilvusStore, vector: list[float], question: str) -> list[t
     words = " ".join(terms([question])[0])
     if words:
         requests.append(AnnSearchRequest([words], "sparse", {"metric_type": "BM25"}, DEPTH))
-    found = store.client.hybrid_search(store._name("passages"), requests, RRFRanker(60), limit=DEPTH,
+    found = store.client.hybrid_search(store.name("passages"), requests, RRFRanker(60), limit=DEPTH,
                                        output_fields=["row"])
     return [(int(hit["entity"]["row"]), float(hit["distance"])) for hit in found[0]]
 

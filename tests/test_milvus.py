@@ -70,7 +70,7 @@ def test_an_interrupted_milvus_sync_is_finished_by_the_next_one(articles: Path, 
     library = Library(settings, embedder=embedder)
     library.sync()
     # What a sync killed half-way leaves: the article marked pending, its record and rows gone.
-    library.store._mark_pending(["ecb-rates.md"])
+    library.store.mark_pending(["ecb-rates.md"])
     library.store.client.delete("qa_articles", ids=["ecb-rates.md"])
     library.store.client.delete("qa_passages", filter='article_id == "ecb-rates.md"')
     assert any("interrupted" in problem for problem in library.store.check())
