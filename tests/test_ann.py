@@ -58,7 +58,7 @@ def test_the_store_switches_to_ivf_when_the_collection_reaches_the_threshold(
     library.sync()
     passages = library.store.counts()["passages"]
     assert layout_of(library) == "Flat"
-    monkeypatch.setattr(qa.store.faiss_files, "EXACT_UP_TO", passages)  # the collection is now as large as the threshold
+    monkeypatch.setattr(qa.store.faiss_files, "EXACT_UP_TO", passages)  # the collection reaches the threshold
     embedded = library.embedder.texts_embedded
     library.sync()
     assert layout_of(library).startswith("IVF") and library.embedder.texts_embedded == embedded

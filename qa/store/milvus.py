@@ -289,7 +289,8 @@ class MilvusStore(IndexStore):
     def counts(self) -> dict[str, int]:
         hashes = self.article_hashes()
         passages = self._count("passages") if self._has("passages") else 0
-        return {"articles": len(hashes), "bodies": len(set(hashes.values())), "passages": passages}
+        bodies = {body for _, body in hashes.values()}
+        return {"articles": len(hashes), "bodies": len(bodies), "passages": passages}
 
     def article_list(self) -> list[tuple[str, str, str | None]]:
         if not self._has("articles"):
