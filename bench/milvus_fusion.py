@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from qa.embed import Embedder
-from qa.evaluate import _ids, metrics, read_dataset
+from qa.evaluate import hit_passage_ids, metrics, read_dataset
 from qa.lexical import terms
 from qa.search import compose, search
 from qa.store import MilvusStore
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 hits.append(compose(engine_rrf(store, vectors[at].tolist(), q.question), K, store))
         seconds = time.perf_counter() - started
-        ranked = [[passage_id for hit in found for passage_id in _ids(hit)] for found in hits]
+        ranked = [[passage_id for hit in found for passage_id in hit_passage_ids(hit)] for found in hits]
         scores = metrics(ranked, [[hit.text for hit in found] for found in hits], questions)
         figures[name] = {**{key: round(value, 4) for key, value in scores.items()}, "ms_per_question":
                          round(1000 * seconds / max(len(questions), 1), 1)}
