@@ -35,12 +35,12 @@ from qa.store import (
     EXACT_UP_TO,
     FLAT,
     FaissLayout,
-    _exact_subset_limit,
-    _search_parameters,
-    _search_subset,
     build_faiss,
     choose_layout,
+    exact_subset_limit,
     one_thread,
+    search_parameters,
+    search_subset,
 )
 
 from .bbc import add_corpus_argument, require_corpus
@@ -166,16 +166,16 @@ def filtered(index, queries: npt.NDArray[np.float32], allowed: set[int],  # type
     """Recall@10 and p50 ms of a search restricted to `allowed` rows, both ways `Store.search` can do it:
     an exact scan of the allowed vectors, and the index with an ID selector (IVF: nprobe scaled up)."""
     figures: dict[str, object] = {"allowed": len(allowed), "store_uses": "exact subset"
-                                  if len(allowed) <= _exact_subset_limit(index) else "selector"}
+                                  if len(allowed) <= exact_subset_limit(index) else "selector"}
     for way in ("exact subset", "selector"):
         found, times = [], []
         for query in queries:
             started = time.perf_counter()
             with one_thread():
                 if way == "exact subset":
-                    rows = [row for row, _ in _search_subset(index, query[None, :], DEPTH, allowed)]
+                    rows = [row for row, _ in search_subset(index, query[None, :], DEPTH, allowed)]
                 else:
-                    params = _search_parameters(index, allowed)
+                    params = search_parameters(index, allowed)
                     rows = index.search(query[None, :], DEPTH, params=params)[1][0].tolist()
             times.append((time.perf_counter() - started) * 1000)
             found.append(np.asarray(rows + [-1] * (DEPTH - len(rows)), dtype=np.int64))

@@ -17,10 +17,10 @@ import time
 from pathlib import Path
 
 from qa.embed import Embedder
-from qa.evaluate import _ids, metrics, read_dataset
+from qa.evaluate import hit_passage_ids, metrics, read_dataset
 from qa.lexical import terms
-from qa.milvus import MilvusStore
 from qa.search import compose, search
+from qa.store import MilvusStore
 
 from .corpus import write_json
 
@@ -35,7 +35,7 @@ def engine_rrf(store: MilvusStore, vector: list[float], question: str) -> list[t
     words = " ".join(terms([question])[0])
     if words:
         requests.append(AnnSearchRequest([words], "sparse", {"metric_type": "BM25"}, DEPTH))
-    found = store.client.hybrid_search(store._name("passages"), requests, RRFRanker(60), limit=DEPTH,
+    found = store.client.hybrid_search(store.name("passages"), requests, RRFRanker(60), limit=DEPTH,
                                        output_fields=["row"])
     return [(int(hit["entity"]["row"]), float(hit["distance"])) for hit in found[0]]
 
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 hits.append(compose(engine_rrf(store, vectors[at].tolist(), q.question), K, store))
         seconds = time.perf_counter() - started
-        ranked = [[passage_id for hit in found for passage_id in _ids(hit)] for found in hits]
+        ranked = [[passage_id for hit in found for passage_id in hit_passage_ids(hit)] for found in hits]
         scores = metrics(ranked, [[hit.text for hit in found] for found in hits], questions)
         figures[name] = {**{key: round(value, 4) for key, value in scores.items()}, "ms_per_question":
                          round(1000 * seconds / max(len(questions), 1), 1)}

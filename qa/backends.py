@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from .config import Settings
 from .errors import ConfigError
-from .milvus import MilvusStore
-from .store import IndexStore, Store
+from .store import Exportable, IndexStore, MilvusStore, Store
 
 
 def open_store(settings: Settings) -> IndexStore:
@@ -33,7 +32,7 @@ def copy_index(source: IndexStore, target: IndexStore) -> int:
     Raises:
         ConfigError: the source is not a FAISS index, or holds no index yet.
     """
-    if not isinstance(source, Store):
+    if not isinstance(source, Exportable):
         raise ConfigError("Only a FAISS index can be copied: run `qa index --store faiss --to ...`.")
     if not source.manifest():
         raise ConfigError(f"There is no index in {source.index_dir} to copy: run `qa index` first.")

@@ -26,7 +26,7 @@ from .lexical import terms
 from .passages import Splitter
 from .schema import Article, Passage
 from .sentences import PassageText, SentenceVectors
-from .store import FORMAT_VERSION, Change, IndexStore
+from .store import FORMAT_VERSION, Change, IndexStore, Maintainable
 
 logger = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]  # (passages with a vector so far, passages this sync needs vectors for)
@@ -177,7 +177,8 @@ def sync(
         reason = damage or (
             "a rebuild was asked for" if rebuild and manifest else rebuild_reason(manifest, settings)
         )
-        if manifest and not reason and (reason := store.damage()):
+        maintained = store if isinstance(store, Maintainable) else None
+        if manifest and not reason and maintained and (reason := maintained.damage()):
             logger.warning("rebuilding the index from the articles: %s", reason)
         indexed = {} if reason else store.article_hashes()
         have = set() if reason else store.body_hashes()
@@ -191,7 +192,7 @@ def sync(
         old_bodies = [key for key in have if key not in bodies]
 
         if manifest and not reason and not (added or updated or removed or new_bodies or old_bodies):
-            refitted = store.refit_faiss()  # another FAISS layout asked for: rebuilt from stored vectors
+            refitted = bool(maintained and maintained.refit_faiss())  # another FAISS layout: from stored vectors
             if after and (refitted or "health" not in manifest):
                 after(store, None)
             total = store.counts()["passages"]
@@ -370,8 +371,7 @@ def _vectors(
 
 def _set_aside_if_unusable(store: IndexStore) -> str | None:
     """Move a damaged or old index database aside (never deleting it); say why the index is rebuilt."""
-    found = store.inspect()
-    if found is None:
+    if not isinstance(store, Maintainable) or (found := store.inspect()) is None:
         return None
     kind, problem = found
     if kind != "missing":

@@ -114,7 +114,7 @@ def metrics(ranked: list[list[str]], texts: list[list[str]], questions: list[Que
     return {name: value / max(len(questions), 1) for name, value in totals.items()}
 
 
-def _ids(hit: Hit) -> list[str]:
+def hit_passage_ids(hit: Hit) -> list[str]:
     """Every dataset passage id a hit stands for (near-copies are merged into one hit)."""
     return [c.article_id.removeprefix(PREFIX) for c in (hit.citation, *hit.also_in)]
 
@@ -212,7 +212,7 @@ def evaluate(
                 for i, q in enumerate(questions)
             ]
             seconds = time.perf_counter() - started + (encode_seconds if mode != "bm25" else 0.0)
-            ranked = [[passage_id for hit in found for passage_id in _ids(hit)] for found in hits]
+            ranked = [[passage_id for hit in found for passage_id in hit_passage_ids(hit)] for found in hits]
             texts = [[hit.text for hit in found] for found in hits]
             scores = metrics(ranked, texts, questions)
             if not passages:  # no passage ids to compare with: only the answer strings count

@@ -15,7 +15,7 @@ from .dates import When
 from .embed import Embedder, Vectors
 from .errors import QuestionError
 from .schema import Citation, Filters, Hit, best_first
-from .store import IndexStore, StoredPassage
+from .store import IndexStore, StoredPassage, restrict
 
 MAX_QUESTION_CHARS = 2000
 MAX_RAW_QUESTION_CHARS = 50 * MAX_QUESTION_CHARS  # longer is refused before any work, however much is blank
@@ -84,14 +84,12 @@ def search(
     k = check_k(k)
     mode = check_mode(mode)
     period = (_iso(when.start), _iso(when.end)) if when is not None and (when.start or when.end) else None
-    where = store.where(filters, period) if filters or period else None
-    if where is not None and not where:
-        return []  # nothing can match: no search needed
+    restriction = restrict(filters, period)
     depth = max(3 * k, 30)
     if query_vector is None and mode != "bm25":
         query_vector = embedder.encode_query(question)
-    dense = store.search(query_vector, depth, where) if mode != "bm25" else []
-    lexical = store.search_terms(question, depth, where) if mode != "dense" else []
+    dense = store.search(query_vector, depth, restriction) if mode != "bm25" else []
+    lexical = store.search_terms(question, depth, restriction) if mode != "dense" else []
     if mode == "dense":
         ranked = dense
     elif mode == "bm25":

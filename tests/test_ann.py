@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import qa.store
+import qa.store.faiss_files
 from qa import Library, Settings
 from qa.embed import Embedder
 from qa.errors import ConfigError
@@ -58,12 +58,12 @@ def test_the_store_switches_to_ivf_when_the_collection_reaches_the_threshold(
     library.sync()
     passages = library.store.counts()["passages"]
     assert layout_of(library) == "Flat"
-    monkeypatch.setattr(qa.store, "EXACT_UP_TO", passages)  # the collection is now as large as the threshold
+    monkeypatch.setattr(qa.store.faiss_files, "EXACT_UP_TO", passages)  # the collection reaches the threshold
     embedded = library.embedder.texts_embedded
     library.sync()
     assert layout_of(library).startswith("IVF") and library.embedder.texts_embedded == embedded
     assert library.store.check() == []
-    monkeypatch.setattr(qa.store, "EXACT_UP_TO", passages + 1)
+    monkeypatch.setattr(qa.store.faiss_files, "EXACT_UP_TO", passages + 1)
     library.sync()
     assert layout_of(library) == "Flat"
 
@@ -81,7 +81,7 @@ def test_an_ivf_index_probing_every_list_finds_what_exact_search_finds(library: 
 @pytest.mark.parametrize("subset_limit", [qa.store.EXACT_SUBSET_MAX, 0], ids=["exact-subset", "ivf-selector"])
 def test_filters_hold_on_an_ivf_index(ivf_library: Library, monkeypatch: pytest.MonkeyPatch, subset_limit: int) -> None:
     """Small filtered sets are scanned exactly; large ones go through IVF with an ID selector: both filter."""
-    monkeypatch.setattr(qa.store, "EXACT_SUBSET_MAX", subset_limit)
+    monkeypatch.setattr(qa.store.faiss_files, "EXACT_SUBSET_MAX", subset_limit)
     ivf_library.settings = Settings(**{**ivf_library.settings.__dict__, "faiss_index": "IVF4,Flat nprobe=1"})
     ivf_library.store.faiss_index_setting = "IVF4,Flat nprobe=1"
     ivf_library.sync()

@@ -32,7 +32,10 @@ from qa.store import Store
 ROOT = Path(__file__).resolve().parent.parent
 LONG = os.environ.get("QA_LONG_TESTS") == "1"  # read at import: the autouse fixture clears QA_* later
 TRIALS = 200 if LONG else 24
-TRACED = ("build.py", "store.py", "assistant.py", "lexical.py")  # the files whose lines can be kill points
+TRACED = (  # the files whose lines can be kill points
+    "build.py", "assistant.py", "lexical.py", "store/faiss_store.py", "store/catalog.py", "store/segments.py",
+    "store/folder.py", "store/faiss_files.py",
+)
 
 SERVER = r"""
 import json, os, signal, sys, time, traceback

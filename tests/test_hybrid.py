@@ -62,20 +62,6 @@ def test_a_near_identical_syndicated_copy_is_shown_once_citing_both(library: Lib
     assert cited == {"glacier-study.json", "syndicated/glaciers.json"}
 
 
-def test_filters_by_source_title_id_and_date(seed_library: Library) -> None:
-    def ids(filters: Filters) -> set[str]:
-        return {h.citation.article_id for h in seed_library.retrieve("news", k=20, filters=filters)}
-
-    assert ids(Filters(sources=("example wire",))) == {"ecb-rates.md", "briefs.jsonl#rail-strike"}
-    assert ids(Filters(sources=("briefs.jsonl",))) == {"briefs.jsonl#rail-strike", "briefs.jsonl#chess-prodigy"}
-    assert ids(Filters(articles=("chess",))) == {"briefs.jsonl#chess-prodigy"}
-    assert ids(Filters(articles=("lighthouse.html",))) == {"lighthouse.html"}
-    assert ids(Filters(date_from="2025-01-01")) == {"ecb-rates.md", "briefs.jsonl#rail-strike",
-                                                    "briefs.jsonl#chess-prodigy"}
-    assert ids(Filters(date_from="2024-05-01", date_to="2024-12-31")) == {"lighthouse.html", "glacier-study.json"}
-    assert ids(Filters(sources=("nobody",))) == set()
-
-
 def test_a_filter_finds_matches_that_rank_far_down_without_it(seed_library: Library) -> None:
     question = "Which US oil company can export Venezuelan crude?"
     hits = seed_library.retrieve(question, k=2, mode="dense", filters=Filters(articles=("chess",)))

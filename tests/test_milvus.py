@@ -1,7 +1,7 @@
-"""The Milvus store (milvus-lite here): moving an index there, workers, interrupted syncs, odd filters.
+"""The Milvus store (milvus-lite here): moving an index there, workers, interrupted syncs.
 
-Retrieval itself is specified once for both stores: every test of `library` and `seed_library`
-runs on FAISS and on Milvus (see conftest.py).
+The verbs of every store are specified once for both in test_store_contract.py, and every test of
+`library` and `seed_library` runs on FAISS and on Milvus (see conftest.py).
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from qa.cli import main
 from qa.config import Settings
 from qa.embed import Embedder
 from qa.errors import ConfigError
-from qa.schema import Filters
 
 QUESTIONS = ("Who interviewed Maduro?", "What did the Northern Lighthouse Board restore?", "rail strike")
 
@@ -45,15 +44,6 @@ def test_qa_index_to_copies_after_syncing(articles: Path, tmp_path: Path, capsys
     assert code == 0 and "Copied 14 passages into" in capsys.readouterr().out
 
 
-def test_only_a_faiss_index_can_be_copied(library: Library, tmp_path: Path) -> None:
-    if library.settings.store == "faiss":
-        with pytest.raises(ConfigError, match="no index"):
-            copy_index(library.store, library.store)
-    else:
-        with pytest.raises(ConfigError, match="Only a FAISS index"):
-            copy_index(library.store, library.store)
-
-
 def test_two_workers_share_the_embedding_and_the_sync_embeds_nothing_more(library: Library) -> None:
     first, second = Embedder(), Embedder()
     shares = [
@@ -70,7 +60,7 @@ def test_an_interrupted_milvus_sync_is_finished_by_the_next_one(articles: Path, 
     library = Library(settings, embedder=embedder)
     library.sync()
     # What a sync killed half-way leaves: the article marked pending, its record and rows gone.
-    library.store._mark_pending(["ecb-rates.md"])
+    library.store.mark_pending(["ecb-rates.md"])
     library.store.client.delete("qa_articles", ids=["ecb-rates.md"])
     library.store.client.delete("qa_passages", filter='article_id == "ecb-rates.md"')
     assert any("interrupted" in problem for problem in library.store.check())
@@ -80,11 +70,6 @@ def test_an_interrupted_milvus_sync_is_finished_by_the_next_one(articles: Path, 
     assert library.store.check() == []
     assert library.retrieve("What did the ECB do with interest rates?", k=1)[0].citation.article_id == "ecb-rates.md"
     library.store.close()
-
-
-@pytest.mark.parametrize("odd", ['ex"ample', "50%_off\\", "'; drop"])
-def test_filters_with_quotes_and_wildcards_match_literally(seed_library: Library, odd: str) -> None:
-    assert seed_library.retrieve("rail strike", k=3, filters=Filters(sources=(odd,), articles=(odd,))) == []
 
 
 def test_an_unknown_store_is_a_clear_error(tmp_path: Path) -> None:

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-from pathlib import Path
-
 import pytest
-from conftest import BACKENDS, backend_settings
 
 from qa import Library, retrieve
 from qa.articles import load_folder
-from qa.embed import Embedder
 from qa.errors import QuestionError
 
 
@@ -64,34 +59,3 @@ def test_the_module_level_retrieve_builds_the_index_on_first_use(seed_library: L
     assert hits[0].citation.article_id == "briefs.jsonl#chess-prodigy"
     assert (tmp_path / "idx" / "index.sqlite").is_file()
 
-
-SHARED = (
-    "The harbour authority said the storm wall would be raised by two metres before next winter, and that "
-    "the work would close the northern quay to fishing boats for eleven weeks while cranes were brought in. "
-    "Harbour staff will move the boats to the southern basin, where extra moorings have been laid."
-)
-
-
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_passages_with_equal_scores_come_in_row_order_on_every_store(
-    backend: str, tmp_path: Path, embedder: Embedder
-) -> None:
-    articles = tmp_path / "articles"
-    articles.mkdir()
-    lead = "Port news from the {n} town on the coast, where the council met on Monday to discuss the budget."
-    for n, town in enumerate(["first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth"]):
-        (articles / f"port-{n}.txt").write_text(f"Harbour works\n\n{lead.format(n=town)}\n\n{SHARED}\n")
-    settings = replace(backend_settings(backend, articles, tmp_path / "index"), passage_words=40)
-    library = Library(settings, embedder=embedder)
-    try:
-        library.sync()
-        question = embedder.encode_query(SHARED)
-        for k in (1, 3, 8):
-            dense = library.store.search(question, k)
-            tied = [row for row, score in dense if score == pytest.approx(dense[0][1], abs=1e-6)]
-            assert len(tied) == k and tied == sorted(tied), "equal scores in row order"
-            lexical = library.store.search_terms(SHARED, k)
-            assert [row for row, _ in lexical] == sorted(row for row, _ in lexical)
-        assert library.store.search(question, 3) == library.store.search(question, 8)[:3], "the cut keeps the lowest"
-    finally:
-        library.store.close()

@@ -1,0 +1,393 @@
+"""The default index store: FAISS and BM25 files beside an SQLite catalog, in one folder.
+
+Layout of the index folder:
+- `index.sqlite`: the catalog (see `qa.store.catalog`), and the manifest, which names the current
+  generation's files and keeps their SHA-256 checksums.
+- `vectors-<generation>.faiss`: the passage vectors (see `qa.store.faiss_files`).
+- `lexical-<generation>/`: BM25 segments (see `qa.store.segments`).
+- `.lock`: held by the one process that writes.
+
+A write never touches the files a reader uses: the new files are written under a new generation
+name, then one SQLite transaction switches the manifest to them. A process killed at any moment
+leaves either the old or the new index, and the vector cache keeps what was already embedded so the
+next build resumes without re-embedding it (a sync drops the cached vectors of the passages it
+deleted; a full build drops every unused one). A damaged or swapped file is noticed when it is loaded
+and rebuilt from what SQLite holds (vectors, terms) instead of being served.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ..errors import StoreError
+from ..lexical import LexicalIndex
+from ..schema import Citation
+from . import integrity
+from .catalog import DATABASE, Catalog
+from .contract import FORMAT_VERSION, Change, Exportable, IndexStore, Maintainable, StoredPassage, Vectors
+from .faiss_files import (
+    FaissLayout,
+    build_faiss,
+    choose_layout,
+    feasible_layout,
+    read_faiss,
+    search_faiss,
+    set_search,
+    stored_vectors,
+    update_in_place,
+    write_faiss,
+)
+from .folder import checksum_problem, forget_old_files, next_generation, write_lock
+from .restriction import Restriction
+from .segments import SegmentFiles
+
+if TYPE_CHECKING:
+    from .faiss_files import FaissIndex
+
+logger = logging.getLogger(__name__)
+
+
+class Store(IndexStore, Maintainable, Exportable):
+    """Reads and writes one index folder. Cheap to create: nothing is opened until used.
+
+    Readers keep the FAISS index of the generation they loaded until a search sees a newer one,
+    so questions asked during a sync are answered from the previous index. Implements `IndexStore`,
+    `Maintainable` and `Exportable`.
+    """
+
+    def __init__(self, index_dir: Path, faiss_index: str = "auto") -> None:
+        self.index_dir = Path(index_dir)
+        self.faiss_index_setting = faiss_index  # "auto", "flat" or a factory string (see `choose_layout`)
+        self.catalog = Catalog(self.index_dir / DATABASE)
+        self.segments = SegmentFiles(self.index_dir)
+        self._faiss: FaissIndex | None = None
+        self._lexical: LexicalIndex | None = None
+        self._generation: int | None = None
+        self._reload = threading.Lock()
+        self._allowed: tuple[tuple[Restriction, int], set[int]] | None = None  # the last restriction's rows
+        self.file_damage: str | None = None  # why the current FAISS or BM25 file had to be rebuilt in memory
+        self._sound = False  # the database passed `inspect()` in this process
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        """This thread's connection to the catalog."""
+        return self.catalog.db
+
+    # -- the manifest and the write lock -----------------------------------------------------
+
+    def exists(self) -> bool:
+        return self.catalog.exists()
+
+    def manifest(self) -> dict[str, Any]:
+        return self.catalog.manifest()
+
+    def note(self, key: str, value: Any) -> None:
+        """Add one value to the manifest of the current index (e.g. its health figures)."""
+        with self.db:
+            self.catalog.set_manifest({key: value})
+
+    def writing(self) -> contextlib.AbstractContextManager[None]:
+        """Hold the index's write lock, or raise BusyError at once if another process holds it."""
+        return write_lock(self.index_dir)
+
+    def close(self) -> None:
+        self.catalog.close()
+
+    # -- maintenance ----------------------------------------------------------------------------
+
+    def inspect(self) -> tuple[str, str] | None:
+        """Why the index database cannot be updated in place, as (kind, reason), or None when it can.
+
+        kind is "damaged" (SQLite's `quick_check` fails, or the file is not a database), "old"
+        (another format version or table layout) or "missing" (FAISS files without a database).
+        The quick check reads the whole file, so a database that passed is not read again.
+        """
+        if not self.exists():
+            leftovers = sorted(path.name for path in self.index_dir.glob("vectors-*.faiss"))
+            return ("missing", f"{self.catalog.path} is missing beside {leftovers[-1]}") if leftovers else None
+        if self._sound:
+            return None
+        found = self.catalog.problem()
+        self._sound = found is None
+        return found
+
+    def move_aside(self, kind: str) -> Path:
+        """Rename the database and its WAL files to `index.sqlite.<kind>-<UTC time>`: set aside, never deleted."""
+        with self._reload:
+            self._faiss = self._lexical = self._generation = None
+        return self.catalog.move_aside(kind)
+
+    def damage(self) -> str | None:
+        """Why the current FAISS or BM25 file cannot be used as written (it was rebuilt in memory), or None."""
+        try:
+            self._current()
+        except StoreError as error:
+            return str(error)
+        return self.file_damage
+
+    def check(self) -> list[str]:
+        """Problems found in the index (empty when consistent); see `qa.store.integrity`.
+        Writes nothing, and creates no index where there is none."""
+        if not self.exists():
+            return [f"there is no index in {self.index_dir}"]
+        try:
+            return integrity.problems(self.index_dir, self.catalog)
+        except (StoreError, sqlite3.DatabaseError) as error:
+            return [str(error)]
+
+    def snapshot(self) -> Change:
+        """The whole index as one Change (reset) that rebuilds it in another store without embedding."""
+        return self.catalog.snapshot()
+
+    # -- what the build compares and writes ---------------------------------------------------
+
+    def article_hashes(self) -> dict[str, tuple[str, str]]:
+        return self.catalog.article_hashes()
+
+    def body_hashes(self) -> set[str]:
+        return self.catalog.body_hashes()
+
+    def passage_count(self, body_hashes: Iterable[str]) -> int:
+        return self.catalog.passage_count(body_hashes)
+
+    def cached_vectors(self, keys: Sequence[str]) -> dict[str, Vectors]:
+        return self.catalog.cached_vectors(keys)
+
+    def cache_vectors(self, keys: Sequence[str], vectors: Vectors) -> None:
+        self.catalog.cache_vectors(keys, vectors)
+
+    def apply(self, change: Change) -> None:
+        """Write one sync: a new FAISS generation, then one SQLite transaction that switches to it."""
+        db = self.db
+        old = self.manifest()
+        dimension = int(change.manifest["dimension"])
+        generation = next_generation(self.index_dir, old)
+        faiss_name = f"vectors-{generation}.faiss"
+        lexical_name = f"lexical-{generation}"
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if change.reset:
+                index = None
+                self.catalog.clear()
+            else:
+                index = self._read_faiss(old) if old else None
+            lexical = LexicalIndex() if change.reset or not old else self._lexical_before(old)
+            unused = [] if change.reset else self.catalog.vector_keys(change.delete_bodies)
+            removed = self.catalog.delete(change)
+            rows = self.catalog.insert(change)
+            total = self.catalog.passage_total()
+            index, layout = self._updated_faiss(index, old, change, removed, rows, total, dimension)
+            if index.ntotal != total:
+                raise StoreError(f"internal: FAISS holds {index.ntotal} vectors but SQLite {total} passages")
+            lexical = lexical.updated(removed, rows, change.new_terms)
+            if len(lexical) != total:
+                raise StoreError(f"internal: BM25 holds {len(lexical)} passages but SQLite {total}")
+            checksums = {faiss_name: write_faiss(index, self.index_dir / faiss_name)}
+            lexical, written = self.segments.write(lexical, lexical_name, old.get("checksums") or {})
+            checksums.update(written)
+            manifest = {
+                **change.manifest, "format": FORMAT_VERSION, "generation": generation,
+                "faiss": faiss_name, "faiss_index": str(layout), "lexical": lexical_name, "checksums": checksums,
+            }
+            self.catalog.set_manifest(manifest, replace=True)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            (self.index_dir / faiss_name).unlink(missing_ok=True)
+            shutil.rmtree(self.index_dir / lexical_name, ignore_errors=True)
+            raise
+        self.segments.remember(lexical, checksums)
+        with self._reload:  # what was just written and checksummed: readers here need not read it back
+            self._faiss, self._lexical, self._generation, self.file_damage = index, lexical, generation, None
+        forget_old_files(self.index_dir, faiss_name, lexical_name, *lexical.folders)
+        self.catalog.prune_vectors(unused, everything=change.reset)
+
+    def _updated_faiss(
+        self, index: FaissIndex | None, old: dict[str, Any], change: Change, removed: list[int], rows: list[int],
+        total: int, dimension: int,
+    ) -> tuple[FaissIndex, FaissLayout]:
+        """The FAISS index after one change, and its layout.
+
+        Updated in place when it already has the layout chosen for `total` passages and can remove
+        ids; otherwise built anew: from the change's vectors after a reset, else from the vector cache.
+        """
+        layout = feasible_layout(choose_layout(self.faiss_index_setting, total), dimension, total)
+        held = FaissLayout.parse(old.get("faiss_index", "Flat"))
+        if index is not None and held.factory == layout.factory:
+            if update_in_place(index, layout, removed, rows, change.new_vectors):
+                return index, layout
+        if index is not None:
+            del index
+            logger.info("building the FAISS index %s from the vector cache (%d passages)", layout, total)
+            return self._faiss_from_cache(dimension, layout)
+        new_rows = np.asarray(rows, dtype=np.int64)
+        new_vectors = change.new_vectors if change.new_vectors is not None else np.zeros((0, dimension), np.float32)
+
+        def batches() -> Iterator[tuple[npt.NDArray[np.int64], Vectors]]:
+            for start in range(0, len(new_rows), 50_000):
+                yield new_rows[start : start + 50_000], new_vectors[start : start + 50_000]
+
+        return build_faiss(layout, dimension, total, batches)
+
+    def _faiss_from_cache(self, dimension: int, layout: FaissLayout) -> tuple[FaissIndex, FaissLayout]:
+        """A new index of `layout` (or Flat, when too few passages to train it) holding every passage's
+        cached vector: nothing is embedded."""
+        return build_faiss(layout, dimension, self.catalog.passage_total(), self.catalog.vector_batches)
+
+    def refit_faiss(self) -> bool:
+        """Rebuild the FAISS index from the vector cache when the setting asks for another layout than
+        the current one (e.g. QA_FAISS_INDEX changed): nothing is embedded, the BM25 files are kept.
+
+        Writes a new generation; call it with the write lock held. Returns whether anything changed.
+        """
+        manifest = self.manifest()
+        if not manifest or "faiss" not in manifest:
+            return False
+        total = self.catalog.passage_total()
+        dimension = int(manifest["dimension"])
+        held = FaissLayout.parse(manifest.get("faiss_index", "Flat"))
+        layout = feasible_layout(choose_layout(self.faiss_index_setting, total), dimension, total)
+        if layout == held:
+            return False
+        started = time.perf_counter()
+        if layout.factory == held.factory:
+            index = self._read_faiss(manifest)
+            set_search(index, layout)
+        else:
+            index, layout = self._faiss_from_cache(dimension, layout)
+        generation = next_generation(self.index_dir, manifest)
+        faiss_name = f"vectors-{generation}.faiss"
+        checksum = write_faiss(index, self.index_dir / faiss_name)
+        updates: dict[str, Any] = {"generation": generation, "faiss": faiss_name, "faiss_index": str(layout)}
+        if "checksums" in manifest:
+            kept = {key: value for key, value in manifest["checksums"].items() if key != manifest["faiss"]}
+            updates["checksums"] = {faiss_name: checksum, **kept}
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.catalog.set_manifest(updates)
+        forget_old_files(self.index_dir, faiss_name, str(manifest["lexical"]))
+        logger.info("FAISS index %s -> %s in %.1f s (%d passages)", held, layout, time.perf_counter() - started, total)
+        return True
+
+    # -- loading the current generation ------------------------------------------------------
+
+    def _current(self) -> tuple[FaissIndex, LexicalIndex, int]:
+        """The indexes of the current generation, reloaded when a sync has switched to a newer one."""
+        manifest = self.manifest()
+        if not manifest:
+            raise StoreError(f"There is no index in {self.index_dir} yet; run `python -m qa index` to build it.")
+        generation = int(manifest["generation"])
+        with self._reload:
+            if self._faiss is None or self._lexical is None or self._generation != generation:
+                self.file_damage = None
+                self._faiss = self._read_faiss(manifest)
+                self._lexical = self._read_lexical(manifest)
+                self._generation = generation
+            return self._faiss, self._lexical, generation
+
+    def faiss_index(self) -> FaissIndex:
+        return self._current()[0]
+
+    def lexical_index(self) -> LexicalIndex:
+        return self._current()[1]
+
+    def _read_faiss(self, manifest: dict[str, Any]) -> FaissIndex:
+        """The FAISS index the manifest names; rebuilt from the vector cache when it is unusable."""
+        path = self.index_dir / str(manifest.get("faiss", ""))
+        total = self.catalog.passage_total()
+        layout = FaissLayout.parse(manifest.get("faiss_index", "Flat"))
+        problem = checksum_problem(self.index_dir, manifest, path.name)
+        if problem is None:
+            try:
+                index = read_faiss(path)
+                if index.ntotal == total and index.d == int(manifest["dimension"]):
+                    set_search(index, layout)
+                    return index
+                problem = f"it holds {index.ntotal} vectors for {total} passages"
+            except (RuntimeError, KeyError, ValueError) as error:
+                problem = str(error).splitlines()[0] if str(error) else type(error).__name__
+        logger.warning("the FAISS file %s is unusable (%s); rebuilding it from the stored vectors", path, problem)
+        self.file_damage = f"the FAISS file {path.name} is unusable ({problem})"
+        return self._faiss_from_cache(int(manifest["dimension"]), layout)[0]
+
+    def _read_lexical(self, manifest: dict[str, Any]) -> LexicalIndex:
+        """The BM25 index the manifest names; rebuilt from the stored terms when it is unusable."""
+        lexical, problem = self.segments.read(manifest, self.catalog.passage_total())
+        if lexical is not None:
+            return lexical
+        folder = self.index_dir / str(manifest.get("lexical", ""))
+        logger.warning("the BM25 index %s is unusable (%s); rebuilding it from the stored terms", folder, problem)
+        self.file_damage = self.file_damage or f"the BM25 index {folder.name} is unusable ({problem})"
+        return LexicalIndex.build(*self.catalog.terms())
+
+    def _lexical_before(self, manifest: dict[str, Any]) -> LexicalIndex:
+        """The BM25 index of the generation `manifest` names: the loaded one when it is that one."""
+        with self._reload:
+            if self._lexical is not None and self._generation == int(manifest["generation"]):
+                return self._lexical
+        return self._read_lexical(manifest)
+
+    # -- what the search reads -------------------------------------------------------------------
+
+    def allowed_rows(self, restriction: Restriction | None, generation: int) -> set[int] | None:
+        """The passage rows that pass `restriction` (None = all), kept for the next search of the same
+        generation (a hybrid search asks twice)."""
+        if restriction is None:
+            return None
+        key = (restriction, generation)
+        cached = self._allowed  # one read: another thread may replace it meanwhile
+        if cached is None or cached[0] != key:
+            cached = self._allowed = key, self.catalog.rows(restriction)
+        return cached[1]
+
+    def search(self, query: Vectors, k: int, restriction: Restriction | None = None) -> list[tuple[int, float]]:
+        """(row, inner product) of the `k` nearest passages that pass `restriction`, best first. `query` is (1, d).
+        See `qa.store.faiss_files.search_faiss`."""
+        index, _, generation = self._current()
+        return search_faiss(index, query, k, self.allowed_rows(restriction, generation))
+
+    def search_terms(
+        self, question: str, k: int, restriction: Restriction | None = None
+    ) -> list[tuple[int, float]]:
+        """(row, BM25 score) of the `k` best passages by shared terms that pass `restriction`, best first."""
+        _, lexical, generation = self._current()
+        return lexical.search(question, k, self.allowed_rows(restriction, generation))
+
+    def passages(self, rows: Iterable[int]) -> dict[int, StoredPassage]:
+        return self.catalog.passages(rows)
+
+    def vectors(self, rows: Iterable[int]) -> dict[int, Vectors]:
+        """The stored (d,) vector of each passage row that still exists."""
+        return stored_vectors(self.faiss_index(), list(rows))
+
+    def citations(self, body_hashes: Iterable[str]) -> dict[str, list[Citation]]:
+        return self.catalog.citations(body_hashes)
+
+    def dates(self, rows: Iterable[int]) -> dict[int, date]:
+        return self.catalog.dates(rows)
+
+    def newest_date(self) -> date | None:
+        return self.catalog.newest_date()
+
+    # -- what the interfaces show ------------------------------------------------------------------
+
+    def counts(self) -> dict[str, int]:
+        return self.catalog.counts()
+
+    def titles(self, article_ids: Iterable[str]) -> dict[str, str]:
+        return self.catalog.titles(article_ids)
+
+    def article_list(self) -> list[tuple[str, str, str | None]]:
+        return self.catalog.article_list()
