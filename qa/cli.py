@@ -136,6 +136,7 @@ PROCESS_ENVIRONMENT = {
     "HF_HUB_DISABLE_PROGRESS_BARS": "1",  # no loading bars between the command's own lines
     "TOKENIZERS_PARALLELISM": "false",  # no fork warnings from the tokenizers' thread pool
     "GRADIO_ANALYTICS_ENABLED": "False",  # the chat page reports nothing anywhere
+    "GRPC_VERBOSITY": "NONE",  # milvus-lite's in-process gRPC logs keep-alive chatter
 }
 
 
@@ -157,6 +158,7 @@ def configure_logging(verbose: bool, lists_problems: bool = False) -> None:
         handler.setFormatter(_TerminalSafeFormatter("%(levelname)s %(name)s: %(message)s"))
     if not verbose:
         logging.getLogger("trafilatura").setLevel(logging.CRITICAL)  # broken pages are reported by name, once
+        logging.getLogger("pymilvus").setLevel(logging.CRITICAL)  # its errors reach us as exceptions
         if lists_problems:
             logging.getLogger("qa.articles").setLevel(logging.ERROR)
 

@@ -364,7 +364,9 @@ class Catalog:
             new_vectors=np.vstack([np.frombuffer(row[8], dtype=np.float32) for row in rows])
             if rows
             else np.zeros((0, int(manifest.get("dimension", 0))), dtype=np.float32),
-            manifest={key: manifest[key] for key in ("model", "dimension", "shape", "built_at") if key in manifest},
+            manifest={
+                key: manifest[key] for key in ("model", "dimension", "shape", "built_at", "encoder") if key in manifest
+            },
             reset=True,
         )
 

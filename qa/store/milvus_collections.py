@@ -15,8 +15,6 @@ Four collections share a name prefix (default `qa`):
 from __future__ import annotations
 
 import json
-import logging
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -49,14 +47,12 @@ def connect(uri: str, token: str, prefix: str) -> Any:
         ConfigError: pymilvus is not installed.
         StoreError: Milvus cannot be reached or opened.
     """
-    os.environ.setdefault("GRPC_VERBOSITY", "NONE")  # milvus-lite's in-process gRPC logs keep-alive chatter
     try:
         from pymilvus import MilvusClient
     except ImportError:
         raise ConfigError(
             "QA_STORE names Milvus, but pymilvus is not installed: pip install pymilvus milvus-lite"
         ) from None
-    logging.getLogger("pymilvus").setLevel(logging.CRITICAL)  # noise: its errors reach us as exceptions
     if not is_server(uri):
         Path(uri).parent.mkdir(parents=True, exist_ok=True)
     try:
