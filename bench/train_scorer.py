@@ -34,6 +34,7 @@ from bench.bbc import add_corpus_argument, bbc_files
 from qa.answer import Composer
 from qa.assistant import Library
 from qa.config import Settings
+from qa.embed import Embedder
 from qa.evaluate import FEED, Question, read_dataset
 from qa.scoring import FEATURES, WEIGHTS_FILE, Scorer
 
@@ -101,22 +102,29 @@ def top_one(scorer: Scorer, matrix: np.ndarray, labels: np.ndarray, groups: np.n
     return float(np.mean(hits))
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_arguments(parser: argparse.ArgumentParser, work: str) -> None:
+    """The training data's folders: the BBC News dataset, SQuAD dev, and where the indexes are kept."""
     add_corpus_argument(parser)
     parser.add_argument("--squad", type=Path, metavar="DIR", required=True,
                         help="SQuAD dev in the qa eval format (passages.jsonl, questions.jsonl)")
-    parser.add_argument("--work", type=Path, default=Path("/tmp/qa-train-scorer"), help="where the indexes are kept")
-    parser.add_argument("--out", type=Path, default=WEIGHTS_FILE, help="the weights file to write")
-    args = parser.parse_args(argv)
+    parser.add_argument("--work", type=Path, default=Path(work), help="where the indexes are kept")
+
+
+def training_sets(
+    args: argparse.Namespace, embedder: Embedder | None = None
+) -> list[tuple[str, Library, list[Question]]]:
+    """("news", the BBC library, the 900 training questions) and ("wikipedia", SQuAD's paragraphs, the even
+    half of its dev questions), their indexes built or brought up to date in `args.work`.
+
+    Raises:
+        SystemExit: a folder is missing (with the reason).
+    """
     bbc_files(args.corpus)
     if not (args.squad / "questions.jsonl").is_file():
-        print(f"error: no SQuAD questions in {args.squad}. --squad DIR: passages.jsonl and questions.jsonl in the "
-              "qa eval format.", file=sys.stderr)
-        return 1
-    started = time.perf_counter()
+        raise SystemExit(f"error: no SQuAD questions in {args.squad}. --squad DIR: passages.jsonl and "
+                         "questions.jsonl in the qa eval format.")
     base = Settings.from_env()
-    news = Library(replace(base, articles_dir=args.corpus / "raw", index_dir=args.work / "bbc"))
+    news = Library(replace(base, articles_dir=args.corpus / "raw", index_dir=args.work / "bbc"), embedder=embedder)
     news_questions = [q for path in sorted(TRAIN.glob("*.jsonl")) for q in read_dataset(path, False)[1]]
     passages, squad_questions = read_dataset(args.squad)
     feed_folder = args.work / "squad-articles"
@@ -126,14 +134,25 @@ def main(argv: list[str] | None = None) -> int:
             feed.write(json.dumps(passage, ensure_ascii=False) + "\n")
     wiki = Library(replace(base, articles_dir=feed_folder, index_dir=args.work / "squad", split=False),
                    embedder=news.embedder)
-    parts = []
-    for name, library, questions in (("wikipedia", wiki, squad_questions[::2]), ("news", news, news_questions)):
+    for library in (news, wiki):
         library.sync()
+    return [("news", news, news_questions), ("wikipedia", wiki, squad_questions[::2])]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_arguments(parser, "/tmp/qa-train-scorer")
+    parser.add_argument("--out", type=Path, default=WEIGHTS_FILE, help="the weights file to write")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    parts, counts = [], []
+    for name, library, questions in training_sets(args):
         matrix, labels, groups = examples(library, questions)
-        parts.insert(0, (matrix, labels, groups))
+        parts.append((matrix, labels, groups))
+        counts.append(len(questions))
         print(f"{name}: {len(questions)} questions, {len(labels)} sentences, {int(labels.sum())} hold an answer "
               f"({time.perf_counter() - started:.0f} s)", file=sys.stderr)
-    news_count, wiki_count = len(news_questions), len(squad_questions[::2])
+    news_count, wiki_count = counts
     weights = np.concatenate([np.full(news_count, NEWS_WEIGHT), np.full(wiki_count, news_count / wiki_count)])
     groups = np.concatenate([parts[0][2], parts[1][2] + news_count])
     scorer = fit(np.vstack([parts[0][0], parts[1][0]]), np.concatenate([parts[0][1], parts[1][1]]), groups, weights)

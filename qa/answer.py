@@ -247,8 +247,9 @@ class Composer:
         sentences = self.library.sentences.get(
             [PassageText(hit.citation.title, hit.text, hit.citation.article_id) for hit in hits]
         )
-        embedder = self.library.embedder
-        query_vector = (embedder.encode_query(query) if searched is None else searched)[0]
+        embedder = self.library.embedder.answers  # the searches' embedder, or its copy tuned for answers
+        tuned = embedder is not self.library.embedder
+        query_vector = (embedder.encode_query(query) if searched is None or tuned else searched)[0]
         if query == question:
             vector = query_vector
         else:

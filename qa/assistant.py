@@ -39,7 +39,8 @@ class Library:
         self.settings = settings or Settings.from_env()
         self.embedder = embedder or Embedder.from_settings(self.settings)
         self.store = open_store(self.settings)
-        self.sentences = SentenceVectors(self.settings.index_dir, self.embedder, self.settings.model)
+        answers = self.embedder.answers
+        self.sentences = SentenceVectors(self.settings.index_dir, answers, answers.identity)
         self._composer: Composer | None = None
         self._synced = False
         self._sync_lock = threading.Lock()

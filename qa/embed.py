@@ -21,6 +21,7 @@ Fast paths, chosen by `EmbeddingSettings` (see `qa.config`):
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import shutil
 import threading
@@ -56,6 +57,13 @@ Vectors = npt.NDArray[np.float32]
 BF16_AGREEMENT = 0.999  # min cosine of bf16 with fp32 vectors on the probe texts
 SPEED_BATCH = [f"{text} {PROBES[-1][:600]}" for text in PROBES] * 2  # 16 passage-length texts, timed
 BF16_GAIN = 0.95  # "auto" takes bf16 only when a timed batch takes at most this share of the fp32 time
+# The answer adapter: rank-8 changes to the default model's linear layers that tune a copy of it to
+# compare questions with answer sentences (trained by `python -m bench.train_answer_encoder`).
+ADAPTER_FILE = Path(__file__).resolve().parent / "answer_adapter.npz"
+ADAPTER_RANK = 8
+ADAPTER_SCALE = 2.0
+ADAPTER_TARGETS = ("attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense",
+                   "intermediate.dense", "output.dense")
 
 
 def resolve_model(name: str) -> str:
@@ -144,6 +152,9 @@ class Embedder:
         show_progress: let sentence-transformers show its own progress bar on long runs.
         encoding: precision, encoders and ONNX cache folder; defaults to `EmbeddingSettings()` (all "auto").
         precision, query_encoder, passage_encoder: override the values of `encoding`.
+        adapter: low-rank weight changes applied to this model when it loads (see `ADAPTER_FILE`).
+        answers_adapter: the adapter of `answers`, the encoder of answer sentences; by default the shipped
+            one for the default model. None: answers are compared with this model as it is.
 
     Raises:
         ConfigError: an unknown precision or encoder.
@@ -159,6 +170,8 @@ class Embedder:
         precision: str | None = None,
         query_encoder: str | None = None,
         passage_encoder: str | None = None,
+        adapter: Path | None = None,
+        answers_adapter: Path | None | str = "shipped",
     ) -> None:
         chosen = {"precision": precision, "query_encoder": query_encoder, "passage_encoder": passage_encoder}
         self.encoding = replace(encoding or EmbeddingSettings(), **{k: v for k, v in chosen.items() if v is not None})
@@ -183,11 +196,41 @@ class Embedder:
         self._notes: list[str] = []
         self._lock = threading.Lock()
         self._paths_lock = threading.RLock()
+        self.adapter = adapter
+        if answers_adapter == "shipped":
+            answers_adapter = ADAPTER_FILE if model == DEFAULT_MODEL and adapter is None else None
+        self._answers_adapter = None if answers_adapter is None else Path(answers_adapter)
+        self._answers: Embedder | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, show_progress: bool = False) -> Embedder:
         """The embedder `settings` describe: model, batch size and `settings.embedding`."""
         return cls(settings.model, settings.batch_size, show_progress, settings.embedding)
+
+    @property
+    def answers(self) -> Embedder:
+        """The encoder of answer sentences and of the questions compared with them: this model with the
+        answers adapter (PyTorch, made on first use), or this embedder when there is none."""
+        with self._lock:
+            if self._answers is None:
+                adapter = self._answers_adapter
+                self._answers = self if adapter is None else Embedder(
+                    self.model_name, self.batch_size, False, replace(self.encoding, passage_encoder="torch",
+                                                                     query_encoder="torch"),
+                    adapter=adapter, answers_adapter=None,
+                )
+            return self._answers
+
+    @property
+    def identity(self) -> str:
+        """The model's name, and the digest of its adapter when it has one (keys of stored sentence vectors)."""
+        if self.adapter is None:
+            return self.model_name
+        try:
+            return f"{self.model_name}+{hashlib.sha256(self.adapter.read_bytes()).hexdigest()[:16]}"
+        except OSError as error:
+            raise ConfigError(f"Cannot read the answer adapter {self.adapter} ({error}); reinstall the package "
+                              "or train it with `python -m bench.train_answer_encoder`.") from None
 
     @property
     def model(self) -> SentenceTransformer:
@@ -208,7 +251,9 @@ class Embedder:
                 f"Cannot load the embedding model {self.model_name!r} ({type(error).__name__}: {error}). "
                 "Set QA_MODEL to a local sentence-transformers folder or a model already in the local cache."
             ) from None
-        logger.info("loaded model %s from %s", self.model_name, path)
+        if self.adapter is not None:
+            apply_adapter(model, self.adapter)
+        logger.info("loaded model %s from %s (adapter: %s)", self.model_name, path, self.adapter)
         return model
 
     @property
@@ -487,6 +532,27 @@ class Embedder:
         meta = export(self.model, folder, lambda texts: self._torch_encode(texts, bf16=False))
         self.exports += 1
         return meta
+
+
+def apply_adapter(model: SentenceTransformer, path: Path) -> None:
+    """Add the low-rank changes stored in `path` (`<layer>.a`, `<layer>.b`) to the model's linear layers.
+
+    Raises:
+        ConfigError: the file is unreadable or does not fit the model.
+    """
+    import torch
+
+    try:
+        with np.load(path) as stored:
+            deltas = {name: stored[name].astype(np.float32) for name in stored.files}
+        layers = dict(model[0].auto_model.named_modules())
+        with torch.no_grad():
+            for name in sorted({key.rsplit(".", 1)[0] for key in deltas}):
+                change = deltas[f"{name}.b"] @ deltas[f"{name}.a"] * ADAPTER_SCALE
+                layers[name].weight += torch.from_numpy(change)
+    except (OSError, ValueError, KeyError, RuntimeError) as error:
+        raise ConfigError(f"The answer adapter {path} does not fit the model ({type(error).__name__}: {error}); "
+                          "train it again with `python -m bench.train_answer_encoder`.") from None
 
 
 def _seconds(encode: Callable[[list[str]], object], texts: list[str]) -> float:

@@ -7,8 +7,9 @@ of a second on a small CPU, so a sync embeds them once, after the passages; pass
 covered (an index built before, or by another process) are embedded on first use and kept.
 
 The vectors live in their own SQLite file in the index folder, keyed by a digest of the model,
-title and passage text. It is a cache: deleting it loses nothing (it is refilled), and it is not part
-of the index's crash-safe generations.
+title and passage text. It is a cache of one model's vectors (another model's are dropped when it
+opens): deleting it loses nothing (it is refilled), and it is not part of the index's crash-safe
+generations.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ CREATE TABLE IF NOT EXISTS sentences (
     passage_key TEXT PRIMARY KEY, article_id TEXT NOT NULL, spans BLOB NOT NULL, vectors BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS sentences_by_article ON sentences (article_id);
+CREATE TABLE IF NOT EXISTS about (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
@@ -64,8 +66,8 @@ class SentenceVectors:
 
     Args:
         folder: the index folder (the file is created on first write).
-        embedder: the library's embedder; its model name is part of every key.
-        model: the model name recorded in the keys.
+        embedder: the encoder of answer sentences (`Embedder.answers`).
+        model: the model's identity (`Embedder.identity`), part of every key.
     """
 
     def __init__(self, folder: Path, embedder: Embedder, model: str) -> None:
@@ -205,6 +207,11 @@ class SentenceVectors:
                 db = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
                 db.execute("PRAGMA journal_mode=WAL")
                 db.executescript(_SCHEMA)
+                with db:
+                    stored = db.execute("SELECT value FROM about WHERE key = 'model'").fetchone()
+                    if stored is None or stored[0] != self.model:  # vectors of another model: of no use
+                        db.execute("DELETE FROM sentences")
+                        db.execute("INSERT OR REPLACE INTO about (key, value) VALUES ('model', ?)", (self.model,))
                 self._db = db
             except (sqlite3.Error, OSError) as error:
                 logger.warning("cannot open %s (%s); sentence vectors are kept in memory", self.path, error)

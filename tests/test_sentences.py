@@ -17,11 +17,11 @@ def stored_articles(index: Path) -> set[str]:
 def test_the_sync_embeds_the_sentences_so_answering_embeds_none(faiss_library: Library) -> None:
     faiss_library.sync()
     assert "venezuela-maduro-us-negotiations.txt" in stored_articles(faiss_library.settings.index_dir)
-    assert faiss_library.embedder.sentences_embedded > 0
-    before = faiss_library.embedder.sentences_embedded
+    assert faiss_library.embedder.answers.sentences_embedded > 0
+    before = faiss_library.embedder.answers.sentences_embedded
     answer = faiss_library.answer("Who interviewed Maduro?", k=3)
     assert answer.found and "Ramonet" in answer.quotes[0].text
-    assert faiss_library.embedder.sentences_embedded == before  # only the question was encoded
+    assert faiss_library.embedder.answers.sentences_embedded == before  # only the question was encoded
 
 
 def test_a_removed_article_takes_its_sentences_with_it(faiss_library: Library) -> None:
@@ -37,9 +37,9 @@ def test_lost_sentence_vectors_are_embedded_again_on_first_use(faiss_library: Li
     first = faiss_library.answer("Who interviewed Maduro?", k=3)
     faiss_library.sentences.close()
     (faiss_library.settings.index_dir / SENTENCES_FILE).unlink()
-    before = faiss_library.embedder.sentences_embedded
+    before = faiss_library.embedder.answers.sentences_embedded
     again = faiss_library.answer("Who interviewed Maduro?", k=3)
-    assert faiss_library.embedder.sentences_embedded > before
+    assert faiss_library.embedder.answers.sentences_embedded > before
     assert [q.text for q in again.quotes] == [q.text for q in first.quotes]
     assert (faiss_library.settings.index_dir / SENTENCES_FILE).is_file()
 
@@ -51,6 +51,18 @@ def test_an_index_without_sentence_vectors_gets_them_at_the_next_sync(faiss_libr
     report = faiss_library.sync()  # nothing changed in the articles folder
     assert report.passages_embedded == 0
     assert faiss_library.sentences.count() == faiss_library.store.counts()["passages"]
-    before = faiss_library.embedder.sentences_embedded
+    before = faiss_library.embedder.answers.sentences_embedded
     faiss_library.answer("Who interviewed Maduro?", k=3)
-    assert faiss_library.embedder.sentences_embedded == before
+    assert faiss_library.embedder.answers.sentences_embedded == before
+
+
+def test_vectors_of_another_model_are_dropped_when_the_file_opens(faiss_library: Library, tmp_path: Path) -> None:
+    from qa.sentences import PassageText, SentenceVectors
+
+    passage = PassageText("Title", "One sentence here. Another sentence there.", "a.txt")
+    first = SentenceVectors(tmp_path, faiss_library.embedder, "model-a")
+    first.fill([passage])
+    assert first.count() == 1
+    first.close()
+    assert SentenceVectors(tmp_path, faiss_library.embedder, "model-a").count() == 1
+    assert SentenceVectors(tmp_path, faiss_library.embedder, "model-b").count() == 0
