@@ -15,8 +15,9 @@ from collections.abc import Sequence
 
 from qa import Library, QAError, Settings
 from qa.build import SyncReport
-from qa.cli import ProgressLine, configure_logging, configure_process
+from qa.cli import configure_logging, configure_process
 from qa.errors import BusyError
+from qa.progress import ProgressLine
 
 LOCAL_HOSTS = ("localhost",)
 logger = logging.getLogger("app")

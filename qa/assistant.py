@@ -10,12 +10,13 @@ from pathlib import Path
 from .answer import Answer, Composer
 from .articles import FileCache
 from .backends import open_store
-from .build import Progress, SyncReport, sync
+from .build import SyncReport, sync
 from .config import Settings
 from .dates import read_when
 from .embed import Embedder, Vectors
 from .errors import BusyError, StoreError
 from .health import headline_update
+from .progress import Progress
 from .schema import Filters, Hit
 from .search import clean_question, search
 from .sentences import SentenceVectors

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .articles import SUFFIXES
-from .build import ProgressMeter
 from .errors import QAError
+from .progress import ProgressMeter
 
 if TYPE_CHECKING:
     from .assistant import Library

@@ -9,7 +9,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
@@ -17,10 +17,11 @@ from typing import TextIO
 from .answer import NOT_FOUND, Answer, Source
 from .assistant import Library
 from .backends import copy_index
-from .build import ProgressMeter, embed_share
+from .build import embed_share
 from .config import VARIABLES, Settings
 from .embed import EncoderPlan
 from .errors import ConfigError, QAError, QuestionError
+from .progress import ProgressLine
 from .schema import Filters, Hit
 from .search import MODES, clean_question
 
@@ -351,51 +352,3 @@ def format_hit(hit: Hit) -> str:
     lines += [f"    also in: {other.title} ({other.source})" for other in hit.also_in]
     lines.append("    " + " ".join(hit.text.split()))
     return "\n".join(lines) + "\n"
-
-
-class ProgressLine:
-    """Embedding progress on `stream`: passages/s and ETA, and how many passages a resumed build kept.
-
-    On a terminal one line is redrawn (at most every `redraw` seconds); elsewhere (a log, a pipe)
-    a line is written after the first chunk, then at most every `every` seconds, then at the end.
-    `clock`: monotonic seconds (`time.monotonic` by default).
-    """
-
-    def __init__(
-        self, stream: TextIO, every: float = 30.0, redraw: float = 0.25, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self.stream = stream
-        self.live = stream.isatty()
-        self.every = every if not self.live else redraw
-        self.meter = ProgressMeter(clock)
-        self.shown_at: float | None = None
-        self.drawn = False  # a live line is on the screen, without its newline
-
-    def __call__(self, done: int, total: int) -> None:
-        first = self.meter.already is None
-        self.meter(done, total)
-        if first:
-            if 0 < done < total:
-                self._write(f"resuming: {done:,} of {total:,} passages already embedded")
-            self.shown_at = self.meter.last if self.live else None  # elsewhere: a line after the first chunk
-            return
-        due = self.shown_at is None or self.meter.last - self.shown_at >= self.every
-        if due or self.meter.finished:
-            self.shown_at = self.meter.last
-            self._write(self.meter.line(), live=self.live)
-
-    def close(self) -> None:
-        """End a live line (after the last update, or an interruption)."""
-        if self.drawn:
-            self.stream.write("\n")
-            self.stream.flush()
-            self.drawn = False
-
-    def _write(self, line: str, live: bool = False) -> None:
-        if live:
-            self.stream.write(f"\r\x1b[2K{line}")
-            self.drawn = True
-        else:
-            self.close()
-            self.stream.write(line + "\n")
-        self.stream.flush()

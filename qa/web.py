@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any
 
 from .answer import NOT_FOUND_THRESHOLD, Answer, Composer
 from .background import BackgroundSync
-from .build import describe_progress
 from .embed import EncoderPlan
 from .errors import QAError
+from .progress import describe_progress
 from .reply import escape_markdown, to_markdown
 from .search import clean_question
 from .uploads import MAX_UPLOAD_BYTES, save_upload
