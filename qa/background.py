@@ -23,7 +23,7 @@ from .progress import ProgressMeter
 
 if TYPE_CHECKING:
     from .assistant import Library
-    from .build import SyncReport
+    from .schema import SyncReport
 
 logger = logging.getLogger(__name__)
 Signature = frozenset[tuple[str, int, int]]

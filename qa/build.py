@@ -13,61 +13,23 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
 
-from .articles import FileCache, Problem, load_folder
+from .articles import FileCache, load_folder
 from .config import Settings
-from .embed import Embedder, EncoderPlan
+from .embed import Embedder
 from .hashing import digest
 from .lexical import terms
 from .passages import Splitter
 from .progress import Progress
-from .schema import Article, Passage
+from .schema import Article, EncoderPlan, Passage, SyncReport
 from .sentences import PassageText, SentenceVectors
 from .store import FORMAT_VERSION, Change, IndexStore, Maintainable
 
 logger = logging.getLogger(__name__)
 EMBED_CHUNK = 64  # passages embedded between two cache checkpoints (whole batches): what a kill can lose
-
-
-@dataclass(frozen=True)
-class SyncReport:
-    """What one sync did."""
-
-    added: int = 0
-    updated: int = 0
-    removed: int = 0
-    unchanged: int = 0
-    passages_added: int = 0
-    passages_removed: int = 0
-    passages_embedded: int = 0
-    passages_cached: int = 0  # vectors found already embedded (an interrupted build, or the same text elsewhere)
-    passages_total: int = 0
-    seconds: float = 0.0
-    rebuilt_because: str | None = None
-    problems: list[Problem] = field(default_factory=list)
-
-    @property
-    def changed(self) -> bool:
-        return bool(self.added or self.updated or self.removed or self.rebuilt_because)
-
-    def summary(self) -> str:
-        """One line for people."""
-        line = (
-            f"{self.added} added, {self.updated} updated, {self.removed} removed, {self.unchanged} unchanged; "
-            f"{self.passages_embedded} passages embedded"
-            + (f" ({self.passages_cached} more were already embedded)" if self.passages_cached else "")
-            + f", {self.passages_total} in the index; {self.seconds:.1f} s"
-        )
-        if self.rebuilt_because:
-            line = f"Full rebuild ({self.rebuilt_because}): {line}"
-        skipped = sum(1 for problem in self.problems if problem.skipped)
-        if skipped:
-            line += f"; {skipped} file(s) skipped"
-        return line
 
 
 def rebuild_reason(manifest: dict[str, object], settings: Settings) -> str | None:

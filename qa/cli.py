@@ -16,10 +16,7 @@ from typing import TextIO
 
 from .answer import NOT_FOUND, Answer, Source
 from .assistant import Library
-from .backends import copy_index
-from .build import embed_share
 from .config import VARIABLES, Settings
-from .embed import EncoderPlan
 from .errors import ConfigError, QAError, QuestionError
 from .progress import ProgressLine
 from .schema import Filters, Hit
@@ -210,11 +207,11 @@ def run_index(library: Library, rebuild: bool) -> int:
     for problem in report.problems:
         say(f"{'skipped' if problem.skipped else 'warning'}: {problem}", file=sys.stderr)
     say(report.summary())
-    health = library.status().get("health")
-    if health and health.get("articles"):
+    health = library.status().health
+    if health and health.articles:
         say(
-            f"Self-check: {health['articles']} article(s) searched by their headline: own article first "
-            f"{health['recall@1']:.0%}, in the top 5 {health['recall@5']:.0%}"
+            f"Self-check: {health.articles} article(s) searched by their headline: own article first "
+            f"{health.recall_at_1:.0%}, in the top 5 {health.recall_at_5:.0%}"
         )
     say(f"Index: {library.settings.index_location}  Articles: {library.settings.articles_dir}")
     return EXIT_OK
@@ -256,7 +253,7 @@ def run_worker(library: Library, worker: int, workers: int) -> int:
     started = time.perf_counter()
     shown = ProgressLine(sys.stderr)
     try:
-        embedded = embed_share(library.settings, library.store, library.embedder, worker, workers, progress=shown)
+        embedded = library.embed_share(worker, workers, progress=shown)
     finally:
         shown.close()
     seconds = time.perf_counter() - started
@@ -267,24 +264,20 @@ def run_worker(library: Library, worker: int, workers: int) -> int:
 
 def run_copy(library: Library, target: str) -> int:
     """Copy the synced index into the store `target` names, without embedding anything again."""
-    destination = Library(replace(library.settings, store=target), embedder=library.embedder)
-    if destination.settings.store == library.settings.store:
-        raise ConfigError(f"--to {target} names the store the index is already in; name another one.")
     started = time.perf_counter()
-    copied = copy_index(library.store, destination.store)
+    copied = library.copy_to(target)
     say(f"Copied {copied} passages into {target} in {time.perf_counter() - started:.1f} s (nothing re-embedded).")
     return EXIT_OK
 
 
 def run_check(library: Library) -> int:
-    problems = library.store.check()
-    if not problems:
-        counts = library.store.counts()
-        say(f"OK: {counts['articles']} articles, {counts['passages']} passages in {library.settings.index_location}")
-        if plan := EncoderPlan.from_json(library.store.manifest().get("encoder")):
-            say(f"Vectors made with {plan.summary()}")
+    found = library.check()
+    if found.ok:
+        say(f"OK: {found.articles} articles, {found.passages} passages in {found.location}")
+        if found.encoder:
+            say(f"Vectors made with {found.encoder.summary()}")
         return EXIT_OK
-    for problem in problems:
+    for problem in found.problems:
         say(f"problem: {problem}")
     say("Run `python -m qa index --rebuild` to rebuild the index from the articles.")
     return EXIT_ERROR

@@ -26,7 +26,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -47,6 +47,7 @@ from .onnx_encoder import (
     read_meta,
     versions,
 )
+from .schema import EncoderPaths, EncoderPlan
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -80,59 +81,6 @@ def native_bf16() -> bool:
     except OSError:
         return False
     return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-@dataclass(frozen=True)
-class EncoderPaths:
-    """Which path encodes what; "pending" until the first text of that kind is encoded.
-
-    passages: "torch-fp32", "torch-bf16" or "onnx" (builds); questions: "torch", "onnx" or "onnx-int8".
-    notes: why a requested or automatic fast path is not in use, for people.
-    """
-
-    passages: str
-    questions: str
-    notes: tuple[str, ...] = ()
-
-    def summary(self) -> str:
-        line = f"passages {self.passages}, questions {self.questions}"
-        return f"{line} ({'; '.join(self.notes)})" if self.notes else line
-
-
-@dataclass(frozen=True)
-class EncoderPlan:
-    """How an index's passage vectors are made: decided once, on its first build, and kept in its manifest.
-
-    passages: "torch-fp32", "torch-bf16" or "onnx" ("onnx+torch-fp32" when later syncs used another
-    path). reason: why, for people. versions: the libraries that computed them.
-    """
-
-    passages: str
-    reason: str
-    versions: dict[str, str] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, object]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, value: object) -> EncoderPlan | None:
-        """The plan a manifest holds; None when it holds none (or something else)."""
-        if not isinstance(value, dict) or not isinstance(value.get("passages"), str):
-            return None
-        return cls(str(value["passages"]), str(value.get("reason", "")), dict(value.get("versions") or {}))
-
-    def after(self, earlier: EncoderPlan | None) -> EncoderPlan:
-        """The plan to record for an index whose older passages were made by `earlier` and new ones by this."""
-        if earlier is None:
-            return self
-        if self.passages in earlier.passages.split("+"):
-            return earlier
-        return replace(
-            self, passages=f"{earlier.passages}+{self.passages}", reason=f"{earlier.reason}; then {self.reason}"
-        )
-
-    def summary(self) -> str:
-        return f"{self.passages} ({self.reason})" if self.reason else self.passages
 
 
 class Embedder:

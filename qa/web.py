@@ -23,9 +23,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .answer import NOT_FOUND_THRESHOLD, Answer, Composer
+from .answer import Answer
 from .background import BackgroundSync
-from .embed import EncoderPlan
 from .errors import QAError
 from .progress import describe_progress
 from .reply import escape_markdown, to_markdown
@@ -71,7 +70,6 @@ class ChatApp:
         library: the articles and their index (synced by the caller before `launch`).
         sources: the default number of sources per answer (1-10). Defaults to 5.
         watch: seconds between checks of the articles folder for changes; None: no folder watch.
-        threshold: the not-found threshold (see `qa.answer`).
     """
 
     def __init__(
@@ -79,13 +77,11 @@ class ChatApp:
         library: Library,
         sources: int = DEFAULT_SOURCES,
         watch: float | None = 3.0,
-        threshold: float = NOT_FOUND_THRESHOLD,
     ) -> None:
         if not 1 <= sources <= MAX_SOURCES:
             raise QAError(f"The number of sources must be from 1 to {MAX_SOURCES} (got {sources}).")
         self.library = library
         self.sources = sources
-        self.composer = Composer(library, threshold=threshold)
         self.background = BackgroundSync(library, interval=watch)
         self.blocks = self._build()
 
@@ -116,7 +112,7 @@ class ChatApp:
         """
         if isinstance(sources, bool) or not isinstance(sources, int | float) or not 1 <= sources <= MAX_SOURCES:
             raise QAError(f"The number of sources must be from 1 to {MAX_SOURCES} (got {sources!r}).")
-        return self.composer.answer(clean_question(question), int(sources), asked_before(previous), mode or None)
+        return self.library.answer(clean_question(question), int(sources), asked_before(previous), mode or None)
 
     def hits(self, question: str, k: int = DEFAULT_SOURCES, mode: str | None = None) -> dict[str, Any]:
         """The `k` best passages as JSON: `{"question", "hits": [...]}` (see `Hit.to_json`)."""
@@ -143,25 +139,24 @@ class ChatApp:
         """Counts, model, last build, sync status and the list of articles, as Markdown."""
         try:
             status = self.library.status()
-            articles = self.library.store.article_list()
+            articles = self.library.articles()
         except QAError as error:
             return f"**Index:** ⚠️ {escape_markdown(str(error))}"
-        built = str(status.get("built_at") or "never")
-        plan = EncoderPlan.from_json(status.get("encoder"))
-        health = status.get("health") or {}
+        built = str(status.built_at or "never")
+        plan, health = status.encoder, status.health
         lines = [
-            f"**Index:** {status.get('articles', 0)} articles · {status.get('passages', 0)} passages · "
-            f"model {escape_markdown(str(status.get('model') or self.library.settings.model))} · "
+            f"**Index:** {status.articles} articles · {status.passages} passages · "
+            f"model {escape_markdown(str(status.model or self.library.settings.model))} · "
             f"last build {escape_markdown(built)}",
             "",
             f"Store: {escape_markdown(self.library.settings.location.kind)} · embedding: "
-            f"{escape_markdown(str(status.get('embedding')))}"
+            f"{escape_markdown(status.embedding.summary())}"
             + (f" · index vectors made with {escape_markdown(plan.summary())}" if plan else ""),
             "",
             (
-                f"Self-check: searched by its headline, an article comes first {health['recall@1']:.0%} of the time, "
-                f"in the top 5 {health['recall@5']:.0%} ({health['articles']} articles sampled)."
-                if health.get("articles") else ""
+                f"Self-check: searched by its headline, an article comes first {health.recall_at_1:.0%} of the time, "
+                f"in the top 5 {health.recall_at_5:.0%} ({health.articles} articles sampled)."
+                if health and health.articles else ""
             ),
             "",
             self.sync_line(),
