@@ -17,6 +17,8 @@ Fast paths, chosen by `EmbeddingSettings` (see `qa.config`):
   no torch import; "auto" takes fp32 ONNX where its export agreed with PyTorch and was faster.
   While the PyTorch model is not loaded (a served index with nothing to build), the short
   passage batches of question time (answer sentences) use the fp32 ONNX graph as well.
+
+The choices are made by `qa.fastpaths.PathChoice`, the part of `Embedder` that times and decides.
 """
 
 from __future__ import annotations

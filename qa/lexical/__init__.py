@@ -17,6 +17,9 @@ compacted), so a sync writes data in proportion to what changed, amortized, and 
 segments stays logarithmic in the index size. On disk each generation's folder `lexical-<n>/`
 holds the segment it created (`.npy` without pickle, terms as JSON) and `segments.json`, the list
 of segment folders that make up the index, each with its dead positions.
+
+Modules: `tokens` (the terms of a text), `segment` (`Segment`, `Part` and the merge policy) and
+`index` (`LexicalIndex`: updates, files and search).
 """
 
 from .index import FORMAT, SEGMENT_FILES, SEGMENTS_FILE, LexicalIndex
