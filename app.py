@@ -14,9 +14,10 @@ import sys
 from collections.abc import Sequence
 
 from qa import Library, QAError, Settings
-from qa.build import SyncReport
-from qa.cli import ProgressLine, configure_logging, configure_process
+from qa.cli import configure_logging, configure_process
 from qa.errors import BusyError
+from qa.progress import ProgressLine
+from qa.schema import SyncReport
 
 LOCAL_HOSTS = ("localhost",)
 logger = logging.getLogger("app")
@@ -95,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from qa.web import ChatApp
 
         app = ChatApp(library, sources=settings.sources, watch=settings.watch_seconds or None)
-        library.embedder.warm_up()  # the question encoder now (ONNX: without torch), so the first question is quick
+        library.warm_up()  # the question encoder now (ONNX: without torch), so the first question is quick
         print(f"Serving {library.settings.articles_dir} on http://{host}:{port}", file=sys.stderr)
         app.launch(host=host, port=port, auth=auth, block=True, synced=report is not None)
     except QAError as error:

@@ -8,6 +8,21 @@
 from .assistant import Library, retrieve
 from .config import Settings
 from .errors import QAError
-from .schema import Article, Citation, Filters, Hit, Passage
+from .schema import (
+    Answer,
+    Article,
+    Citation,
+    Filters,
+    Hit,
+    IndexCheck,
+    Passage,
+    Quote,
+    Source,
+    Status,
+    SyncReport,
+)
 
-__all__ = ["Article", "Citation", "Filters", "Hit", "Library", "Passage", "QAError", "Settings", "retrieve"]
+__all__ = [
+    "Answer", "Article", "Citation", "Filters", "Hit", "IndexCheck", "Library", "Passage", "QAError", "Quote",
+    "Settings", "Source", "Status", "SyncReport", "retrieve",
+]

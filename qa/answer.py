@@ -16,14 +16,14 @@ import logging
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .embed import Vectors
 from .lexical import terms
-from .schema import Filters, Hit
+from .schema import Answer, Filters, Hit, Quote, Source
 from .scoring import Candidate, Matrix, PassageInput, Scorer, default_scorer, features
 from .search import check_k, clean_question
 from .sentences import PassageText
@@ -56,79 +56,6 @@ _NAMED = re.compile(
     rf"(?<=\s){_CAPITALIZED}(?:[ ]+(?:{_CAPITALIZED}|{_MODEL}\b))*|\b(?:1[89]|20)\d\d\b"
 )
 PHRASE_DEPTH = 20  # passages sharing a name's words that are searched for the name as a phrase
-
-
-@dataclass(frozen=True)
-class Quote:
-    """One sentence of a passage, verbatim: `hit.text[start:end] == text`.
-
-    `start`/`end` are offsets in the passage; add `hit.citation.start` for offsets in the article.
-    """
-
-    number: int  # the source it comes from, as in the `[n]` marker
-    text: str
-    start: int
-    end: int
-    score: float  # its share (0-1) of the probability that the candidates hold the answer (qa.scoring)
-    match: float  # cosine similarity of "title. sentence" to the question
-
-
-@dataclass(frozen=True)
-class Source:
-    """A numbered source: the hit, and the sentences of it to highlight.
-
-    `highlights` are the sentences the short answer quotes from it, or else its best sentence.
-    """
-
-    number: int
-    hit: Hit
-    highlights: tuple[Quote, ...]
-    relevance: float  # the best `score` among its sentences
-    weak: bool  # not quoted in the answer, and nothing was found or its relevance is below WEAK_SHARE
-
-    @property
-    def support(self) -> Quote | None:
-        """The sentence the title link scrolls to."""
-        return self.highlights[0] if self.highlights else None
-
-
-@dataclass(frozen=True)
-class Answer:
-    """What the chat, the command line and the API show for one question."""
-
-    question: str  # as asked
-    query: str  # what was searched: the question, joined to earlier ones for a follow-up
-    found: bool
-    best: float  # similarity of the closest sentence to the question, compared with `threshold`
-    threshold: float
-    quotes: tuple[Quote, ...]  # the short answer, best first; empty when not found
-    sources: tuple[Source, ...]
-    seconds: float = 0.0
-    unknown: tuple[str, ...] = ()  # names no article contains, years no retrieved passage mentions
-
-    @property
-    def follow_up(self) -> bool:
-        return self.query != self.question
-
-    def to_json(self) -> dict[str, object]:
-        """The answer as plain data: quotes with their source numbers, sources as hits."""
-        return {
-            "question": self.question,
-            "query": self.query,
-            "found": self.found,
-            "similarity": round(self.best, 4),
-            "threshold": self.threshold,
-            "unknown": list(self.unknown),
-            "quotes": [
-                {"source": q.number, "text": q.text, "start": q.start, "end": q.end, "score": round(q.score, 4)}
-                for q in self.quotes
-            ],
-            "sources": [
-                {**s.hit.to_json(), "number": s.number, "relevance": round(s.relevance, 4), "weak": s.weak}
-                for s in self.sources
-            ],
-            "seconds": round(self.seconds, 3),
-        }
 
 
 def is_follow_up(question: str) -> bool:

@@ -25,7 +25,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 from .errors import ArticleError, ConfigError
-from .schema import Article
+from .schema import Article, Problem
 
 logger = logging.getLogger(__name__)
 
@@ -35,18 +35,6 @@ MAX_BAD_LINES = 100  # a JSON Lines file is read no further after this many bad 
 REASONS_SHOWN = 5  # bad lines of one file reported one by one; the others are counted
 META_KEYS = frozenset({"url", "link", "date", "published", "author", "by", "source", "publisher", "title"})
 _DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%d %B %Y", "%d %b %Y", "%B %d, %Y", "%b %d, %Y", "%B %d %Y")
-
-
-@dataclass(frozen=True)
-class Problem:
-    """A file, or a record in one, that was skipped or read with a caveat."""
-
-    source: str
-    reason: str
-    skipped: bool = True
-
-    def __str__(self) -> str:
-        return f"{self.source}: {self.reason}"
 
 
 @dataclass(frozen=True)

@@ -5,18 +5,20 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from .answer import Answer, Composer
 from .articles import FileCache
-from .backends import open_store
-from .build import Progress, SyncReport, sync
+from .backends import copy_index, open_store
+from .build import embed_share, sync
 from .config import Settings
 from .dates import read_when
 from .embed import Embedder, Vectors
-from .errors import BusyError, StoreError
+from .errors import BusyError, ConfigError, StoreError
 from .health import headline_update
-from .schema import Filters, Hit
+from .progress import Progress
+from .schema import EncoderPlan, Filters, HeadlineCheck, Hit, IndexCheck, Status, SyncReport
 from .search import clean_question, search
 from .sentences import SentenceVectors
 from .store import IndexStore
@@ -44,7 +46,7 @@ class Library:
         self._composer: Composer | None = None
         self._synced = False
         self._sync_lock = threading.Lock()
-        self._files = FileCache()  # what each article file held at the last sync
+        self.file_cache = FileCache()  # what each article file held at the last sync
 
     def sync(self, rebuild: bool = False, progress: Progress | None = None) -> SyncReport:
         """Bring the index up to date with the articles folder (see `qa.build.sync`)."""
@@ -52,7 +54,7 @@ class Library:
             previous = self._health()
             report = sync(
                 self.settings, self.store, self.embedder, rebuild=rebuild, progress=progress,
-                after=lambda store, changed: self._note_health(store, changed, previous), files=self._files,
+                after=lambda store, changed: self._note_health(store, changed, previous), files=self.file_cache,
                 sentences=self.sentences,
             )
             self._synced = True
@@ -131,18 +133,60 @@ class Library:
             self._composer = Composer(self)
         return self._composer.answer(question, k, previous, mode, filters)
 
-    def status(self) -> dict[str, object]:
+    def status(self) -> Status:
         """Counts and manifest of the index, for panels and `qa index`."""
         manifest = self.store.manifest()
-        return {
-            **self.store.counts(),
-            "model": manifest.get("model"),
-            "built_at": manifest.get("built_at"),
-            "health": manifest.get("health"),
-            "embedding": self.embedder.paths().summary(),
-            "encoder": manifest.get("encoder"),
-            "store": self.settings.index_location,
-        }
+        counts = self.store.counts()
+        return Status(
+            articles=counts.get("articles", 0),
+            bodies=counts.get("bodies", 0),
+            passages=counts.get("passages", 0),
+            model=manifest.get("model"),
+            built_at=manifest.get("built_at"),
+            health=HeadlineCheck.from_json(manifest.get("health")),
+            embedding=self.embedder.paths(),
+            encoder=EncoderPlan.from_json(manifest.get("encoder")),
+            store=self.settings.index_location,
+        )
+
+    def articles(self) -> list[tuple[str, str, str | None]]:
+        """(article_id, title, date) of every indexed article, by id."""
+        return self.store.article_list()
+
+    def check(self) -> IndexCheck:
+        """Check the index: FAISS ids against SQLite passages, the manifest, and every passage's span
+        against its article text. `IndexCheck.problems` is empty when the index is consistent."""
+        problems = self.store.check()
+        counts = self.store.counts() if not problems else {}
+        return IndexCheck(
+            problems=tuple(problems),
+            articles=counts.get("articles", 0),
+            passages=counts.get("passages", 0),
+            location=self.settings.index_location,
+            encoder=EncoderPlan.from_json(self.store.manifest().get("encoder")) if not problems else None,
+        )
+
+    def copy_to(self, destination: str) -> int:
+        """Copy the synced index into the store `destination` names (see `Settings.store`), without
+        embedding anything again; returns the number of passages copied.
+
+        Raises:
+            ConfigError: `destination` is the store the index is in, the index is not a FAISS index,
+                or there is no index yet.
+        """
+        target = Library(replace(self.settings, store=destination), embedder=self.embedder)
+        if target.settings.store == self.settings.store:
+            raise ConfigError(f"--to {destination} names the store the index is already in; name another one.")
+        return copy_index(self.store, target.store)
+
+    def embed_share(self, worker: int, workers: int, progress: Progress | None = None) -> int:
+        """Embed share `worker` (0-based) of `workers` of what the next sync needs into the store's
+        vector cache; returns the passages embedded (see `qa.build.embed_share`)."""
+        return embed_share(self.settings, self.store, self.embedder, worker, workers, progress=progress)
+
+    def warm_up(self) -> None:
+        """Load the question encoder now, so that the first question is quick."""
+        self.embedder.warm_up()
 
 
 _libraries: dict[tuple[Path, Path], Library] = {}

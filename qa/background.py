@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .articles import SUFFIXES
-from .build import ProgressMeter
 from .errors import QAError
+from .progress import ProgressMeter
 
 if TYPE_CHECKING:
     from .assistant import Library
-    from .build import SyncReport
+    from .schema import SyncReport
 
 logger = logging.getLogger(__name__)
 Signature = frozenset[tuple[str, int, int]]

@@ -13,126 +13,23 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
 
-from .articles import FileCache, Problem, load_folder
+from .articles import FileCache, load_folder
 from .config import Settings
-from .embed import Embedder, EncoderPlan
+from .embed import Embedder
 from .hashing import digest
 from .lexical import terms
 from .passages import Splitter
-from .schema import Article, Passage
+from .progress import Progress
+from .schema import Article, EncoderPlan, Passage, SyncReport
 from .sentences import PassageText, SentenceVectors
 from .store import FORMAT_VERSION, Change, IndexStore, Maintainable
 
 logger = logging.getLogger(__name__)
-Progress = Callable[[int, int], None]  # (passages with a vector so far, passages this sync needs vectors for)
 EMBED_CHUNK = 64  # passages embedded between two cache checkpoints (whole batches): what a kill can lose
-
-
-@dataclass(frozen=True)
-class SyncReport:
-    """What one sync did."""
-
-    added: int = 0
-    updated: int = 0
-    removed: int = 0
-    unchanged: int = 0
-    passages_added: int = 0
-    passages_removed: int = 0
-    passages_embedded: int = 0
-    passages_cached: int = 0  # vectors found already embedded (an interrupted build, or the same text elsewhere)
-    passages_total: int = 0
-    seconds: float = 0.0
-    rebuilt_because: str | None = None
-    problems: list[Problem] = field(default_factory=list)
-
-    @property
-    def changed(self) -> bool:
-        return bool(self.added or self.updated or self.removed or self.rebuilt_because)
-
-    def summary(self) -> str:
-        """One line for people."""
-        line = (
-            f"{self.added} added, {self.updated} updated, {self.removed} removed, {self.unchanged} unchanged; "
-            f"{self.passages_embedded} passages embedded"
-            + (f" ({self.passages_cached} more were already embedded)" if self.passages_cached else "")
-            + f", {self.passages_total} in the index; {self.seconds:.1f} s"
-        )
-        if self.rebuilt_because:
-            line = f"Full rebuild ({self.rebuilt_because}): {line}"
-        skipped = sum(1 for problem in self.problems if problem.skipped)
-        if skipped:
-            line += f"; {skipped} file(s) skipped"
-        return line
-
-
-class ProgressMeter:
-    """Rate and time left of the embedding in a sync, fed with its `Progress` calls.
-
-    The first call's `done` counts the passages already embedded (by an interrupted build, or the
-    same text elsewhere in the index): the rate is that of the passages embedded since.
-
-    Args:
-        clock: seconds, monotonic. Defaults to `time.monotonic`.
-    """
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self.clock = clock
-        self.already: int | None = None  # passages already embedded at the first call
-        self.done = self.total = 0
-        self.started = self.last = 0.0
-
-    def __call__(self, done: int, total: int) -> None:
-        now = self.clock()
-        if self.already is None:
-            self.already, self.started = done, now
-        self.done, self.total, self.last = done, total, now
-
-    @property
-    def finished(self) -> bool:
-        return self.already is not None and self.done >= self.total
-
-    @property
-    def rate(self) -> float | None:
-        """Passages embedded a second since the first call; None until some were."""
-        fresh = self.done - (self.already or 0)
-        seconds = self.last - self.started
-        return fresh / seconds if fresh > 0 and seconds > 0 else None
-
-    @property
-    def eta(self) -> float | None:
-        """Seconds left at the rate so far; None until there is a rate."""
-        rate = self.rate
-        return (self.total - self.done) / rate if rate else None
-
-    def line(self) -> str:
-        """E.g. "1,280/5,000 passages embedded (26%) · 41.3 passages/s · ETA 1:30"."""
-        return describe_progress(self.done, self.total, self.rate, self.eta, self.last - self.started)
-
-
-def describe_progress(
-    done: int, total: int, rate: float | None = None, eta: float | None = None, seconds: float = 0.0
-) -> str:
-    """Embedding progress in a few words: counts, passages a second and the time left (or taken, when done)."""
-    line = f"{done:,}/{total:,} passages embedded" + (f" ({done / total:.0%})" if total else "")
-    if rate:
-        line += f" · {rate:.1f} passages/s" if rate < 100 else f" · {rate:,.0f} passages/s"
-    if done < total and eta is not None:
-        line += f" · ETA {clock_time(eta)}"
-    elif total and done >= total and seconds > 0:
-        line += f" · {clock_time(seconds)} in all"
-    return line
-
-
-def clock_time(seconds: float) -> str:
-    """Seconds as m:ss, or h:mm:ss from an hour."""
-    whole = max(0, round(seconds))
-    hours, rest = divmod(whole, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
 def rebuild_reason(manifest: dict[str, object], settings: Settings) -> str | None:

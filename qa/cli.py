@@ -6,29 +6,20 @@ import argparse
 import json
 import logging
 import os
-import re
 import sys
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import replace
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
 
-from .answer import NOT_FOUND, Answer, Source
 from .assistant import Library
-from .backends import copy_index
-from .build import ProgressMeter, embed_share
 from .config import VARIABLES, Settings
-from .embed import EncoderPlan
 from .errors import ConfigError, QAError, QuestionError
-from .schema import Filters, Hit
+from .progress import ProgressLine
+from .schema import Filters
 from .search import MODES, clean_question
+from .terminal import format_answer, format_hit, json_text, say, terminal_safe
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
-_TERMINAL_CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-_C1 = re.compile(r"[\x7f-\x9f]")
-
-
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="python -m qa",
@@ -105,25 +96,6 @@ def parser() -> argparse.ArgumentParser:
     ask.add_argument("--date-to", metavar="YYYY-MM-DD", help="only articles dated on or before this day")
     folders(ask)
     return top
-
-
-def terminal_safe(text: str) -> str:
-    """`text` fit for a terminal: escape sequences such as "\\x1b[31m" removed whole, and every other C0
-    and C1 control character (ESC, carriage return, backspace, "\\x9b"...) removed; newline and tab kept."""
-    return _TERMINAL_CONTROL.sub("", text)
-
-
-def say(*parts: object, file: TextIO | None = None) -> None:
-    """`print` for everything the commands show: article titles and text, file names and questions are
-    untrusted, so the line is made `terminal_safe` first."""
-    print(terminal_safe(" ".join(str(part) for part in parts)), file=file or sys.stdout)
-
-
-def json_text(value: object) -> str:
-    """`value` as indented JSON with non-ASCII text kept and C1 controls and DEL escaped (JSON already
-    escapes C0): nothing in it can steer a terminal, and a JSON reader gets the exact text back."""
-    text = json.dumps(value, ensure_ascii=False, indent=2)
-    return _C1.sub(lambda found: f"\\u{ord(found.group()):04x}", text)
 
 
 class _TerminalSafeFormatter(logging.Formatter):
@@ -209,11 +181,11 @@ def run_index(library: Library, rebuild: bool) -> int:
     for problem in report.problems:
         say(f"{'skipped' if problem.skipped else 'warning'}: {problem}", file=sys.stderr)
     say(report.summary())
-    health = library.status().get("health")
-    if health and health.get("articles"):
+    health = library.status().health
+    if health and health.articles:
         say(
-            f"Self-check: {health['articles']} article(s) searched by their headline: own article first "
-            f"{health['recall@1']:.0%}, in the top 5 {health['recall@5']:.0%}"
+            f"Self-check: {health.articles} article(s) searched by their headline: own article first "
+            f"{health.recall_at_1:.0%}, in the top 5 {health.recall_at_5:.0%}"
         )
     say(f"Index: {library.settings.index_location}  Articles: {library.settings.articles_dir}")
     return EXIT_OK
@@ -255,7 +227,7 @@ def run_worker(library: Library, worker: int, workers: int) -> int:
     started = time.perf_counter()
     shown = ProgressLine(sys.stderr)
     try:
-        embedded = embed_share(library.settings, library.store, library.embedder, worker, workers, progress=shown)
+        embedded = library.embed_share(worker, workers, progress=shown)
     finally:
         shown.close()
     seconds = time.perf_counter() - started
@@ -266,24 +238,20 @@ def run_worker(library: Library, worker: int, workers: int) -> int:
 
 def run_copy(library: Library, target: str) -> int:
     """Copy the synced index into the store `target` names, without embedding anything again."""
-    destination = Library(replace(library.settings, store=target), embedder=library.embedder)
-    if destination.settings.store == library.settings.store:
-        raise ConfigError(f"--to {target} names the store the index is already in; name another one.")
     started = time.perf_counter()
-    copied = copy_index(library.store, destination.store)
+    copied = library.copy_to(target)
     say(f"Copied {copied} passages into {target} in {time.perf_counter() - started:.1f} s (nothing re-embedded).")
     return EXIT_OK
 
 
 def run_check(library: Library) -> int:
-    problems = library.store.check()
-    if not problems:
-        counts = library.store.counts()
-        say(f"OK: {counts['articles']} articles, {counts['passages']} passages in {library.settings.index_location}")
-        if plan := EncoderPlan.from_json(library.store.manifest().get("encoder")):
-            say(f"Vectors made with {plan.summary()}")
+    found = library.check()
+    if found.ok:
+        say(f"OK: {found.articles} articles, {found.passages} passages in {found.location}")
+        if found.encoder:
+            say(f"Vectors made with {found.encoder.summary()}")
         return EXIT_OK
-    for problem in problems:
+    for problem in found.problems:
         say(f"problem: {problem}")
     say("Run `python -m qa index --rebuild` to rebuild the index from the articles.")
     return EXIT_ERROR
@@ -307,95 +275,3 @@ def run_ask(
     for hit in hits:
         say(format_hit(hit))
     return EXIT_OK
-
-
-def format_answer(answer: Answer) -> str:
-    """The short answer with [n] markers, then the numbered sources with the quoted sentences marked."""
-    if not answer.sources:
-        return "No passages: the index is empty. Add articles to the articles folder and run `python -m qa index`."
-    if answer.found:
-        lines = [" ".join(f"{' '.join(quote.text.split())} [{quote.number}]" for quote in answer.quotes)]
-    else:
-        why = (f"the articles found never mention {', '.join(answer.unknown)}" if answer.unknown
-               else f"best similarity {answer.best:.2f}, needed {answer.threshold:.2f}")
-        lines = [f"{NOT_FOUND} ({why}) The nearest passages:"]
-    lines.append("")
-    for source in answer.sources:
-        hit = source.hit
-        marked = " ".join(f">>{q.text}<<" if q in source.highlights else q for q in _pieces(hit.text, source))
-        lines.append(format_hit(replace(hit, rank=source.number, text=marked)).rstrip("\n"))
-        lines.append("")
-    return "\n".join(lines).rstrip("\n")
-
-
-def _pieces(text: str, source: Source) -> list[object]:
-    """The passage cut around its highlighted sentences (each highlight kept as its `Quote`)."""
-    pieces: list[object] = []
-    at = 0
-    for quote in source.highlights:
-        pieces += [text[at : quote.start].strip(), quote]
-        at = quote.end
-    pieces.append(text[at:].strip())
-    return [piece for piece in pieces if piece]
-
-
-def format_hit(hit: Hit) -> str:
-    """A ranked hit as a few readable lines."""
-    cited = hit.citation
-    where = (
-        f"{cited.source}, paragraph {cited.paragraph + 1}, passage {cited.passage + 1}, chars {cited.start}-{cited.end}"
-    )
-    lines = [f"[{hit.rank}] {cited.title}  (score {hit.score:.3f})", f"    {where}"]
-    if cited.date or cited.url:
-        lines.append("    " + "  ".join(part for part in (cited.date, cited.url) if part))
-    lines += [f"    also in: {other.title} ({other.source})" for other in hit.also_in]
-    lines.append("    " + " ".join(hit.text.split()))
-    return "\n".join(lines) + "\n"
-
-
-class ProgressLine:
-    """Embedding progress on `stream`: passages/s and ETA, and how many passages a resumed build kept.
-
-    On a terminal one line is redrawn (at most every `redraw` seconds); elsewhere (a log, a pipe)
-    a line is written after the first chunk, then at most every `every` seconds, then at the end.
-    `clock`: monotonic seconds (`time.monotonic` by default).
-    """
-
-    def __init__(
-        self, stream: TextIO, every: float = 30.0, redraw: float = 0.25, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self.stream = stream
-        self.live = stream.isatty()
-        self.every = every if not self.live else redraw
-        self.meter = ProgressMeter(clock)
-        self.shown_at: float | None = None
-        self.drawn = False  # a live line is on the screen, without its newline
-
-    def __call__(self, done: int, total: int) -> None:
-        first = self.meter.already is None
-        self.meter(done, total)
-        if first:
-            if 0 < done < total:
-                self._write(f"resuming: {done:,} of {total:,} passages already embedded")
-            self.shown_at = self.meter.last if self.live else None  # elsewhere: a line after the first chunk
-            return
-        due = self.shown_at is None or self.meter.last - self.shown_at >= self.every
-        if due or self.meter.finished:
-            self.shown_at = self.meter.last
-            self._write(self.meter.line(), live=self.live)
-
-    def close(self) -> None:
-        """End a live line (after the last update, or an interruption)."""
-        if self.drawn:
-            self.stream.write("\n")
-            self.stream.flush()
-            self.drawn = False
-
-    def _write(self, line: str, live: bool = False) -> None:
-        if live:
-            self.stream.write(f"\r\x1b[2K{line}")
-            self.drawn = True
-        else:
-            self.close()
-            self.stream.write(line + "\n")
-        self.stream.flush()

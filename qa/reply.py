@@ -12,7 +12,8 @@ import re
 from urllib.parse import quote as url_quote
 from urllib.parse import urlsplit
 
-from .answer import NOT_FOUND, Answer, Source
+from .answer import NOT_FOUND
+from .schema import Answer, Source
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#|~$!^])")
 _AUTOLINK = re.compile(r"://|\bwww\.", re.IGNORECASE)  # GFM turns these into links even in plain text

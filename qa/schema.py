@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
+from typing import Any
 
 from .errors import QuestionError
 from .hashing import digest
@@ -99,6 +100,79 @@ class Hit:
 
 
 @dataclass(frozen=True)
+class Quote:
+    """One sentence of a passage, verbatim: `hit.text[start:end] == text`.
+
+    `start`/`end` are offsets in the passage; add `hit.citation.start` for offsets in the article.
+    """
+
+    number: int  # the source it comes from, as in the `[n]` marker
+    text: str
+    start: int
+    end: int
+    score: float  # its share (0-1) of the probability that the candidates hold the answer (qa.scoring)
+    match: float  # cosine similarity of "title. sentence" to the question
+
+
+@dataclass(frozen=True)
+class Source:
+    """A numbered source: the hit, and the sentences of it to highlight.
+
+    `highlights` are the sentences the short answer quotes from it, or else its best sentence.
+    """
+
+    number: int
+    hit: Hit
+    highlights: tuple[Quote, ...]
+    relevance: float  # the best `score` among its sentences
+    weak: bool  # not quoted in the answer, and nothing was found or its relevance is below `qa.answer.WEAK_SHARE`
+
+    @property
+    def support(self) -> Quote | None:
+        """The sentence the title link scrolls to."""
+        return self.highlights[0] if self.highlights else None
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the chat, the command line and the API show for one question."""
+
+    question: str  # as asked
+    query: str  # what was searched: the question, joined to earlier ones for a follow-up
+    found: bool
+    best: float  # similarity of the closest sentence to the question, compared with `threshold`
+    threshold: float
+    quotes: tuple[Quote, ...]  # the short answer, best first; empty when not found
+    sources: tuple[Source, ...]
+    seconds: float = 0.0
+    unknown: tuple[str, ...] = ()  # names no article contains, years no retrieved passage mentions
+
+    @property
+    def follow_up(self) -> bool:
+        return self.query != self.question
+
+    def to_json(self) -> dict[str, object]:
+        """The answer as plain data: quotes with their source numbers, sources as hits."""
+        return {
+            "question": self.question,
+            "query": self.query,
+            "found": self.found,
+            "similarity": round(self.best, 4),
+            "threshold": self.threshold,
+            "unknown": list(self.unknown),
+            "quotes": [
+                {"source": q.number, "text": q.text, "start": q.start, "end": q.end, "score": round(q.score, 4)}
+                for q in self.quotes
+            ],
+            "sources": [
+                {**s.hit.to_json(), "number": s.number, "relevance": round(s.relevance, 4), "weak": s.weak}
+                for s in self.sources
+            ],
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass(frozen=True)
 class Filters:
     """Which articles a search may return. Empty fields do not restrict.
 
@@ -122,6 +196,169 @@ class Filters:
 
     def __bool__(self) -> bool:
         return bool(self.sources or self.articles or self.date_from or self.date_to)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A file, or a record in one, that was skipped or read with a caveat."""
+
+    source: str
+    reason: str
+    skipped: bool = True
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    """What one sync did."""
+
+    added: int = 0
+    updated: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    passages_added: int = 0
+    passages_removed: int = 0
+    passages_embedded: int = 0
+    passages_cached: int = 0  # vectors found already embedded (an interrupted build, or the same text elsewhere)
+    passages_total: int = 0
+    seconds: float = 0.0
+    rebuilt_because: str | None = None
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.updated or self.removed or self.rebuilt_because)
+
+    def summary(self) -> str:
+        """One line for people."""
+        line = (
+            f"{self.added} added, {self.updated} updated, {self.removed} removed, {self.unchanged} unchanged; "
+            f"{self.passages_embedded} passages embedded"
+            + (f" ({self.passages_cached} more were already embedded)" if self.passages_cached else "")
+            + f", {self.passages_total} in the index; {self.seconds:.1f} s"
+        )
+        if self.rebuilt_because:
+            line = f"Full rebuild ({self.rebuilt_because}): {line}"
+        skipped = sum(1 for problem in self.problems if problem.skipped)
+        if skipped:
+            line += f"; {skipped} file(s) skipped"
+        return line
+
+
+@dataclass(frozen=True)
+class EncoderPaths:
+    """Which path encodes what; "pending" until the first text of that kind is encoded.
+
+    passages: "torch-fp32", "torch-bf16" or "onnx" (builds); questions: "torch", "onnx" or "onnx-int8".
+    notes: why a requested or automatic fast path is not in use, for people.
+    """
+
+    passages: str
+    questions: str
+    notes: tuple[str, ...] = ()
+
+    def summary(self) -> str:
+        line = f"passages {self.passages}, questions {self.questions}"
+        return f"{line} ({'; '.join(self.notes)})" if self.notes else line
+
+
+@dataclass(frozen=True)
+class EncoderPlan:
+    """How an index's passage vectors are made: decided once, on its first build, and kept in its manifest.
+
+    passages: "torch-fp32", "torch-bf16" or "onnx" ("onnx+torch-fp32" when later syncs used another
+    path). reason: why, for people. versions: the libraries that computed them.
+    """
+
+    passages: str
+    reason: str
+    versions: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, value: object) -> EncoderPlan | None:
+        """The plan a manifest holds; None when it holds none (or something else)."""
+        if not isinstance(value, dict) or not isinstance(value.get("passages"), str):
+            return None
+        return cls(str(value["passages"]), str(value.get("reason", "")), dict(value.get("versions") or {}))
+
+    def after(self, earlier: EncoderPlan | None) -> EncoderPlan:
+        """The plan to record for an index whose older passages were made by `earlier` and new ones by this."""
+        if earlier is None:
+            return self
+        if self.passages in earlier.passages.split("+"):
+            return earlier
+        return replace(
+            self, passages=f"{earlier.passages}+{self.passages}", reason=f"{earlier.reason}; then {self.reason}"
+        )
+
+    def summary(self) -> str:
+        return f"{self.passages} ({self.reason})" if self.reason else self.passages
+
+
+@dataclass(frozen=True)
+class HeadlineCheck:
+    """The index's self-check (see `qa.health`): its articles searched by their own headline.
+
+    recall_at_1, recall_at_5: share (0-1) of the sampled articles found first, and in the top 5.
+    checked: (article_id, rank) of the sample, oldest check first; rank 1 first, 5 in the top 5, 0 neither.
+    """
+
+    recall_at_1: float
+    recall_at_5: float
+    articles: int
+    checked: tuple[tuple[str, int], ...] = ()
+
+    @classmethod
+    def from_json(cls, value: object) -> HeadlineCheck | None:
+        """The figures a manifest holds (`{"recall@1", "recall@5", "articles", "checked"}`); None without."""
+        if not isinstance(value, dict):
+            return None
+        checked = tuple((str(article_id), int(rank)) for article_id, rank in value.get("checked") or ())
+        return cls(float(value.get("recall@1", 0.0)), float(value.get("recall@5", 0.0)),
+                   int(value.get("articles", 0)), checked)
+
+
+@dataclass(frozen=True)
+class Status:
+    """What the index holds and how it was made, for the index panel and `qa index`."""
+
+    articles: int
+    bodies: int  # distinct article texts
+    passages: int
+    model: str | None  # the model the index was built with; None before a build
+    built_at: str | None  # ISO 8601, UTC
+    health: HeadlineCheck | None
+    embedding: EncoderPaths  # how this process encodes passages and questions
+    encoder: EncoderPlan | None  # how the index's passage vectors were made
+    store: str  # where the index is: a folder, a Milvus Lite file or a server address
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "articles": self.articles, "bodies": self.bodies, "passages": self.passages, "model": self.model,
+            "built_at": self.built_at, "health": asdict(self.health) if self.health else None,
+            "embedding": self.embedding.summary(), "encoder": self.encoder.to_json() if self.encoder else None,
+            "store": self.store,
+        }
+
+
+@dataclass(frozen=True)
+class IndexCheck:
+    """What `Library.check` found: the index's counts, and its problems (none when it is consistent)."""
+
+    problems: tuple[str, ...]
+    articles: int
+    passages: int
+    location: str
+    encoder: EncoderPlan | None
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
 
 
 def best_first(pairs: Iterable[tuple[int, float]], k: int | None = None) -> list[tuple[int, float]]:

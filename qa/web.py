@@ -18,23 +18,22 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .answer import NOT_FOUND_THRESHOLD, Answer, Composer
 from .background import BackgroundSync
-from .build import describe_progress
-from .embed import EncoderPlan
 from .errors import QAError
+from .origin import SameOrigin
+from .progress import describe_progress
 from .reply import escape_markdown, to_markdown
+from .schema import Answer
 from .search import clean_question
 from .uploads import MAX_UPLOAD_BYTES, save_upload
 
 if TYPE_CHECKING:
     import gradio as gr
-    from starlette.types import ASGIApp, Receive, Scope, Send
 
     from .assistant import Library
 
@@ -46,7 +45,6 @@ ARTICLES_SHOWN = 300  # the index panel lists at most this many articles
 REFRESH_SECONDS = 2.0  # how often the page refreshes the index panel (only when something changed)
 PREVIOUS_KEPT = 10  # earlier questions kept per conversation for follow-ups
 CACHE_CLEANUP = (600, 3600)  # every 600 s, Gradio's copies of uploads older than 3600 s are deleted
-LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")  # Host names accepted when no password is set
 CSS = """
 #chat mark { background: #fde68a; color: inherit; padding: 0 2px; border-radius: 2px; }
 #index-panel table { font-size: 0.85em; }
@@ -71,7 +69,6 @@ class ChatApp:
         library: the articles and their index (synced by the caller before `launch`).
         sources: the default number of sources per answer (1-10). Defaults to 5.
         watch: seconds between checks of the articles folder for changes; None: no folder watch.
-        threshold: the not-found threshold (see `qa.answer`).
     """
 
     def __init__(
@@ -79,13 +76,11 @@ class ChatApp:
         library: Library,
         sources: int = DEFAULT_SOURCES,
         watch: float | None = 3.0,
-        threshold: float = NOT_FOUND_THRESHOLD,
     ) -> None:
         if not 1 <= sources <= MAX_SOURCES:
             raise QAError(f"The number of sources must be from 1 to {MAX_SOURCES} (got {sources}).")
         self.library = library
         self.sources = sources
-        self.composer = Composer(library, threshold=threshold)
         self.background = BackgroundSync(library, interval=watch)
         self.blocks = self._build()
 
@@ -116,7 +111,7 @@ class ChatApp:
         """
         if isinstance(sources, bool) or not isinstance(sources, int | float) or not 1 <= sources <= MAX_SOURCES:
             raise QAError(f"The number of sources must be from 1 to {MAX_SOURCES} (got {sources!r}).")
-        return self.composer.answer(clean_question(question), int(sources), asked_before(previous), mode or None)
+        return self.library.answer(clean_question(question), int(sources), asked_before(previous), mode or None)
 
     def hits(self, question: str, k: int = DEFAULT_SOURCES, mode: str | None = None) -> dict[str, Any]:
         """The `k` best passages as JSON: `{"question", "hits": [...]}` (see `Hit.to_json`)."""
@@ -143,25 +138,24 @@ class ChatApp:
         """Counts, model, last build, sync status and the list of articles, as Markdown."""
         try:
             status = self.library.status()
-            articles = self.library.store.article_list()
+            articles = self.library.articles()
         except QAError as error:
             return f"**Index:** ⚠️ {escape_markdown(str(error))}"
-        built = str(status.get("built_at") or "never")
-        plan = EncoderPlan.from_json(status.get("encoder"))
-        health = status.get("health") or {}
+        built = str(status.built_at or "never")
+        plan, health = status.encoder, status.health
         lines = [
-            f"**Index:** {status.get('articles', 0)} articles · {status.get('passages', 0)} passages · "
-            f"model {escape_markdown(str(status.get('model') or self.library.settings.model))} · "
+            f"**Index:** {status.articles} articles · {status.passages} passages · "
+            f"model {escape_markdown(str(status.model or self.library.settings.model))} · "
             f"last build {escape_markdown(built)}",
             "",
             f"Store: {escape_markdown(self.library.settings.location.kind)} · embedding: "
-            f"{escape_markdown(str(status.get('embedding')))}"
+            f"{escape_markdown(status.embedding.summary())}"
             + (f" · index vectors made with {escape_markdown(plan.summary())}" if plan else ""),
             "",
             (
-                f"Self-check: searched by its headline, an article comes first {health['recall@1']:.0%} of the time, "
-                f"in the top 5 {health['recall@5']:.0%} ({health['articles']} articles sampled)."
-                if health.get("articles") else ""
+                f"Self-check: searched by its headline, an article comes first {health.recall_at_1:.0%} of the time, "
+                f"in the top 5 {health.recall_at_5:.0%} ({health.articles} articles sampled)."
+                if health and health.articles else ""
             ),
             "",
             self.sync_line(),
@@ -360,56 +354,6 @@ class ChatApp:
         """Stop serving and stop the folder watch."""
         self.blocks.close(verbose=False)
         self.background.stop()
-
-
-class SameOrigin:
-    """ASGI middleware: refuse (403) a request for a foreign Host, or one sent from another origin.
-
-    Args:
-        app: the application behind it.
-        port: the server's port: only the loopback names with this port are accepted as Host. None:
-            any Host (the page has a password).
-
-    A request that carries an Origin header must come from the page it is sent to: its origin is
-    `http://` or `https://` followed by the request's own Host. Requests without one (gradio_client,
-    curl, the browser loading the page) pass that check.
-    """
-
-    def __init__(self, app: ASGIApp, port: int | None) -> None:
-        self.app = app
-        self.port = port
-        self.hosts = None if port is None else {f"{name}:{port}" for name in LOOPBACK_NAMES}
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] in ("http", "websocket"):
-            from starlette.datastructures import Headers
-
-            refusal = self.refusal(Headers(scope=scope))
-            if refusal:
-                logger.warning("refused a request: %s", refusal)
-                await refuse(scope, receive, send, refusal)
-                return
-        await self.app(scope, receive, send)
-
-    def refusal(self, headers: Mapping[str, str]) -> str:
-        """Why a request with these headers is refused, or "" when it is accepted."""
-        host = headers.get("host", "").lower()
-        if self.hosts is not None and host not in self.hosts:
-            return f"Host {host!r} is not this server; open the page at http://localhost:{self.port}/."
-        origin = headers.get("origin")
-        if origin is not None and origin.lower() not in (f"http://{host}", f"https://{host}"):
-            return f"a page from {origin!r} cannot use this assistant; open it at its own address."
-        return ""
-
-
-async def refuse(scope: Scope, receive: Receive, send: Send, reason: str) -> None:
-    """Answer 403 with `reason` as plain text (a websocket is closed before it opens)."""
-    from starlette.responses import PlainTextResponse
-
-    if scope["type"] == "websocket":
-        await send({"type": "websocket.close", "code": 1008, "reason": reason[:120]})
-        return
-    await PlainTextResponse(f"Refused: {reason}\n", status_code=403)(scope, receive, send)
 
 
 def asked_before(previous: object) -> list[str]:

@@ -21,11 +21,11 @@ from pathlib import Path
 import pytest
 
 from qa import answer, articles, dates, passages, reply, scoring, uploads
-from qa.cli import format_hit, json_text, terminal_safe
 from qa.errors import QuestionError
 from qa.lexical import terms
 from qa.schema import Citation, Hit
 from qa.search import clean_question
+from qa.terminal import format_hit, json_text, terminal_safe
 
 SECONDS = 10.0  # the bound for each call (the slowest linear reader takes about 2 s on 2 MB; quadratic ones hours)
 SIZE = 2_000_000  # characters of each hostile text
@@ -111,9 +111,9 @@ READERS: dict[str, Callable[[str], object]] = {
     "uploads.safe_name": lambda text: uploads.safe_name(text + ".txt"),
     "reply.escape_markdown": reply.escape_markdown,
     "reply.fragment_link": lambda text: reply.fragment_link("https://example.org/" + text, text),
-    "cli.terminal_safe": terminal_safe,
-    "cli.format_hit": lambda text: format_hit(a_hit(text)),
-    "cli.json_text": lambda text: json_text({"text": text}),
+    "terminal.terminal_safe": terminal_safe,
+    "terminal.format_hit": lambda text: format_hit(a_hit(text)),
+    "terminal.json_text": lambda text: json_text({"text": text}),
     "lexical.terms": lambda text: terms([text]),
     "answer.contextual_query": lambda text: answer.contextual_query(text, [text, text]),
     "answer.named_words": answer.named_words,

@@ -28,7 +28,9 @@ def test_without_an_adapter_answers_use_the_model_as_it_is() -> None:
 def test_the_tuned_copy_ranks_the_answering_sentence_above_the_restating_one(embedder: Embedder) -> None:
     title = "Lennon's last studio to close"
     question = "Who founded the Manhattan recording studio where John Lennon spent his final hours?"
-    restates = with_title(title, "The New York music studio where John Lennon spent his final hours is to close next month.")
+    restates = with_title(
+        title, "The New York music studio where John Lennon spent his final hours is to close next month."
+    )
     answers = with_title(title, "The studio was founded by Jerry Ragovoy in 1968.")
     for model, answer_first in ((embedder, False), (embedder.answers, True)):
         q = model.encode_query(question)[0]

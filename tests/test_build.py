@@ -23,7 +23,7 @@ def test_first_sync_indexes_every_article(library: Library) -> None:
     report = library.sync()
     assert (report.added, report.updated, report.removed, report.unchanged) == (6, 0, 0, 0)
     assert report.passages_embedded == report.passages_total == passage_count(library) > 6
-    assert library.status()["articles"] == 6 and library.status()["model"] == "all-MiniLM-L6-v2"
+    assert library.status().articles == 6 and library.status().model == "all-MiniLM-L6-v2"
 
 
 def test_a_second_sync_without_changes_embeds_nothing(library: Library) -> None:
@@ -116,7 +116,7 @@ def test_the_manifest_records_how_the_vectors_were_made_and_later_syncs_follow_i
     recorded = first.store.manifest()["encoder"]
     assert recorded["passages"] == "torch-fp32"
     assert recorded["reason"] == "passage_encoder torch asked for; precision fp32 asked for"
-    assert recorded["versions"]["torch"] != "-" and first.status()["encoder"] == recorded
+    assert recorded["versions"]["torch"] != "-" and first.status().to_json()["encoder"] == recorded
     first.store.close()
     (articles / "harbour.txt").write_text(ARTICLE)
     later = Library(settings, embedder=Embedder(query_encoder="torch"))  # "auto" passages: follows, never times

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from qa import embed
+from qa import embed, fastpaths
 from qa.config import EmbeddingSettings, Settings
 from qa.embed import Embedder
 from qa.errors import ConfigError
@@ -153,7 +153,7 @@ def test_a_plan_records_when_later_passages_were_made_another_way() -> None:
 
 
 def test_bf16_is_refused_on_a_cpu_without_native_bf16(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(embed, "native_bf16", lambda: False)
+    monkeypatch.setattr(fastpaths, "native_bf16", lambda: False)
     asked = Embedder(precision="bf16", query_encoder="torch", passage_encoder="torch")
     asked.encode(SENTENCES[:1])
     assert asked.paths().passages == "torch-fp32" and "no native bfloat16" in asked.paths().summary()

@@ -70,5 +70,5 @@ def test_a_library_sync_reads_only_the_new_file(
     (articles / "ferry.txt").write_text("Ferry strike ends\n\nThe ferry strike ended on Monday after talks.\n")
     report = library.sync()
     assert report.added == 1 and report.unchanged == len(load_folder(articles).articles) - 1
-    assert library._files.reused == len(list(articles.glob("*.*"))) - 1
+    assert library.file_cache.reused == len(list(articles.glob("*.*"))) - 1
     assert library.retrieve("When did the ferry strike end?", k=1)[0].citation.article_id == "ferry.txt"

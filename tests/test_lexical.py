@@ -189,19 +189,20 @@ def test_a_small_sync_checks_the_new_article_and_a_few_more_not_the_whole_sample
         ))
     library = Library(Settings(articles, tmp_path / "index"), embedder=embedder)
     library.sync()
-    full = library.status()["health"]
-    assert full["articles"] == len(library.store.article_list())
+    full = library.status().health
+    assert full is not None and full.articles == len(library.articles())
     shutil.copy(articles / "note-01.txt", articles / "note-copy.txt")  # a copy: found as also_in of note-01
     (articles / "new.txt").write_text(article("Swans return to the Dunmore estuary",
                                               "Hundreds of whooper swans returned to the estuary this week."))
     searched = embedder.queries_embedded
     library.sync()
-    health = library.status()["health"]
+    health = library.status().health
+    assert health is not None
     assert embedder.queries_embedded - searched == RECHECK + 2, "the sample's oldest 10 and the two new articles"
-    assert health["articles"] == min(SAMPLE, full["articles"] + 2)
-    assert sorted(health["checked"][-2:]) == [["new.txt", 1], ["note-copy.txt", 1]], "they found themselves first"
+    assert health.articles == min(SAMPLE, full.articles + 2)
+    assert sorted(health.checked[-2:]) == [("new.txt", 1), ("note-copy.txt", 1)], "they found themselves first"
     (articles / "new.txt").unlink()
     searched = embedder.queries_embedded
     library.sync()
     assert embedder.queries_embedded == searched, "a sync that only deletes searches nothing"
-    assert "new.txt" not in {article_id for article_id, _ in library.status()["health"]["checked"]}
+    assert "new.txt" not in {article_id for article_id, _ in library.status().health.checked}  # type: ignore[union-attr]

@@ -10,9 +10,9 @@ import pytest
 
 import qa.build
 from qa import Library, Settings
-from qa.build import ProgressMeter, describe_progress
-from qa.cli import ProgressLine, run_index
+from qa.cli import run_index
 from qa.embed import Embedder
+from qa.progress import Progress, ProgressLine, ProgressMeter, describe_progress
 
 CHUNK = 4  # passages embedded (and cached) at a time in these tests: several chunks in a small folder
 
@@ -21,7 +21,7 @@ class Interrupted(Exception):
     """Stands for Ctrl-C or a crash in the middle of the embedding."""
 
 
-def stop_after(passages: int) -> qa.build.Progress:
+def stop_after(passages: int) -> Progress:
     def progress(done: int, total: int) -> None:
         if done >= passages:
             raise Interrupted
