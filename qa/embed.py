@@ -290,7 +290,7 @@ def apply_adapter(model: SentenceTransformer, path: Path) -> None:
     import torch
 
     try:
-        with np.load(path) as stored:
+        with np.load(path, allow_pickle=False) as stored:
             deltas = {name: stored[name].astype(np.float32) for name in stored.files}
         layers = dict(model[0].auto_model.named_modules())
         with torch.no_grad():

@@ -7,9 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from qa import Library
 from qa.embed import ADAPTER_FILE, Embedder
 from qa.errors import ConfigError
+from qa.evaluate import Question, read_dataset
+from qa.passages import Splitter
 from qa.sentences import with_title
+
+SEED_QUESTIONS = Path(__file__).resolve().parent.parent / "bench" / "data" / "seed-paraphrase" / "tune.jsonl"
 
 
 def test_the_default_model_compares_answers_with_its_tuned_copy(embedder: Embedder) -> None:
@@ -25,17 +30,25 @@ def test_without_an_adapter_answers_use_the_model_as_it_is() -> None:
     assert Embedder("some/other-model").answers.adapter is None
 
 
-def test_the_tuned_copy_ranks_the_answering_sentence_above_the_restating_one(embedder: Embedder) -> None:
-    title = "Lennon's last studio to close"
-    question = "Who founded the Manhattan recording studio where John Lennon spent his final hours?"
-    restates = with_title(
-        title, "The New York music studio where John Lennon spent his final hours is to close next month."
-    )
-    answers = with_title(title, "The studio was founded by Jerry Ragovoy in 1968.")
-    for model, answer_first in ((embedder, False), (embedder.answers, True)):
-        q = model.encode_query(question)[0]
-        restating, answering = model.encode_sentences([restates, answers]) @ q
-        assert (answering > restating) == answer_first
+def answer_first(model: Embedder, library: Library, question: Question) -> bool:
+    """Whether the sentence of the question's top passages most similar to it under `model` holds the answer."""
+    splitter = Splitter()
+    titled, texts = [], []
+    for hit in library.retrieve(question.question, 10, "dense"):
+        for span in splitter.sentences(hit.text):
+            texts.append(hit.text[span.start : span.end])
+            titled.append(with_title(hit.citation.title, texts[-1]))
+    best = int(np.argmax(model.encode_sentences(titled) @ model.encode_query(question.question)[0]))
+    return any(answer.lower() in texts[best].lower() for answer in question.answers)
+
+
+def test_the_tuned_copy_finds_more_answering_sentences_in_the_seed_article(
+    embedder: Embedder, seed_library: Library
+) -> None:
+    questions = [q for q in read_dataset(SEED_QUESTIONS, False)[1] if q.answers]
+    plain = sum(answer_first(embedder, seed_library, q) for q in questions)
+    tuned = sum(answer_first(embedder.answers, seed_library, q) for q in questions)
+    assert tuned >= plain + 2, (plain, tuned)
 
 
 def test_a_broken_adapter_is_a_clear_error(tmp_path: Path) -> None:
