@@ -3,8 +3,9 @@
 The answer is extractive: the one to three sentences that most likely hold the answer, quoted verbatim
 from the passages' character spans (so every quote is an exact substring of its article). The
 sentences of the top `CANDIDATES` passages are scored by `qa.scoring` (similarity to the question
-read after the article's title, the question's words, the kind of answer asked for, the passage's
-rank), and the passages are shown in the order of their best sentence. The reply says honestly that
+read after the article's title, by the answer encoder `Embedder.answers`; the question's words, the
+kind of answer asked for, the passage's rank), and the passages are shown in the order of their best
+sentence. The reply says honestly that
 the articles "don't seem to cover" a question when no sentence is close to it (`NOT_FOUND_THRESHOLD`),
 when every name the question gives is unknown to the collection, or when it asks about a year that
 no retrieved passage mentions.
