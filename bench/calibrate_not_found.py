@@ -1,6 +1,6 @@
 """Calibrate the answer's "not found" bar (`qa.answer.NOT_FOUND_THRESHOLD`) on the tuning questions.
 
-Questions: `bench/data/bbc-paraphrase/tune.jsonl` (120 answerable paraphrased questions and 24
+Questions: `bench/data/bbc-paraphrase/tune.jsonl` (120 answerable paraphrased questions and 44
 off-topic or near-miss ones over the BBC News corpus, `--corpus DIR`) and
 `bench/data/seed-paraphrase/tune.jsonl` (over the shipped article in `seeds/`). The confirmation
 halves (`confirm.jsonl`) are never read here.
