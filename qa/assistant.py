@@ -185,8 +185,11 @@ class Library:
         return embed_share(self.settings, self.store, self.embedder, worker, workers, progress=progress)
 
     def warm_up(self) -> None:
-        """Load the question encoder now, so that the first question is quick."""
+        """Load the question encoders (for the searches and for the answer's sentences) now, so that
+        the first question is quick."""
         self.embedder.warm_up()
+        if self.embedder.answers is not self.embedder:
+            self.embedder.answers.warm_up()
 
 
 _libraries: dict[tuple[Path, Path], Library] = {}

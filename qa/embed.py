@@ -140,19 +140,22 @@ class Embedder(PathChoice):
             if self._answers is None:
                 adapter = self._answers_adapter
                 self._answers = self if adapter is None else Embedder(
-                    self.model_name, self.batch_size, False, replace(self.encoding, passage_encoder="torch",
-                                                                     query_encoder="torch"),
-                    adapter=adapter, answers_adapter=None,
+                    self.model_name, self.batch_size, False, self.encoding, adapter=adapter, answers_adapter=None
                 )
             return self._answers
 
     @property
     def identity(self) -> str:
         """The model's name, and the digest of its adapter when it has one (keys of stored sentence vectors)."""
+        return f"{self.model_name}+{self.adapter_digest}" if self.adapter is not None else self.model_name
+
+    @property
+    def adapter_digest(self) -> str:
+        """The first 16 hex digits of the adapter file's SHA-256, or "" without an adapter."""
         if self.adapter is None:
-            return self.model_name
+            return ""
         try:
-            return f"{self.model_name}+{hashlib.sha256(self.adapter.read_bytes()).hexdigest()[:16]}"
+            return hashlib.sha256(self.adapter.read_bytes()).hexdigest()[:16]
         except OSError as error:
             raise ConfigError(f"Cannot read the answer adapter {self.adapter} ({error}); reinstall the package "
                               "or train it with `python -m bench.train_answer_encoder`.") from None

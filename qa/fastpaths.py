@@ -54,8 +54,8 @@ def native_bf16() -> bool:
 class PathChoice:
     """The encoder path decisions of an `Embedder`, and its ONNX graphs.
 
-    Uses the embedder's settings (`model_path`, `encoding`, `precision`, `query_encoder`,
-    `passage_encoder`), its PyTorch `model` and `_torch_encode`.
+    Uses the embedder's settings (`model_path`, `adapter_digest`, `encoding`, `precision`,
+    `query_encoder`, `passage_encoder`), its PyTorch `model` and `_torch_encode`.
     """
 
     model_path: str
@@ -76,6 +76,8 @@ class PathChoice:
     if TYPE_CHECKING:
         @property
         def model(self) -> SentenceTransformer: ...
+        @property
+        def adapter_digest(self) -> str: ...
         def _torch_encode(self, texts: list[str], bf16: bool | None = None) -> Vectors: ...
 
     def paths(self) -> EncoderPaths:
@@ -230,7 +232,7 @@ class PathChoice:
         with self._paths_lock:
             if variant in self._onnx:
                 return self._onnx[variant]
-            folder = cache_folder(self.model_path, self.encoding.cache_dir)
+            folder = cache_folder(self.model_path, self.encoding.cache_dir, self.adapter_digest)
             try:
                 meta = read_meta(folder)
             except OnnxUnavailable:

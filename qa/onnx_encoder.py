@@ -70,10 +70,13 @@ def versions() -> dict[str, str]:
     return found
 
 
-def cache_folder(model_path: str, cache_dir: Path) -> Path:
-    """The export folder for `model_path` in `cache_dir`: keyed by the path, its files' sizes and times, versions."""
+def cache_folder(model_path: str, cache_dir: Path, adapter: str = "") -> Path:
+    """The export folder for `model_path` in `cache_dir`: keyed by the path, its files' sizes and times,
+    versions, and `adapter` (the digest of weight changes applied after loading, if any)."""
     path = Path(model_path)
     stamp: list[object] = [EXPORT_FORMAT, str(path.resolve()) if path.exists() else model_path, versions()]
+    if adapter:
+        stamp.append(adapter)
     if path.is_dir():
         for file in sorted(path.rglob("*")):
             if file.is_file() and file.suffix in (".json", ".safetensors", ".bin", ".txt", ".model"):
