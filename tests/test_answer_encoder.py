@@ -58,3 +58,11 @@ def test_a_broken_adapter_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not fit the model"):
         tuned.encode_sentences(["A sentence."])
     assert np.load(ADAPTER_FILE).files  # the shipped one loads
+
+
+def test_the_tuned_copy_has_its_own_onnx_export(embedder: Embedder, tmp_path: Path) -> None:
+    from qa.onnx_encoder import cache_folder
+
+    tuned = embedder.answers
+    assert cache_folder(tuned.model_path, tmp_path, tuned.adapter_digest) != cache_folder(embedder.model_path, tmp_path)
+    assert embedder.adapter_digest == "" and len(tuned.adapter_digest) == 16
