@@ -27,6 +27,7 @@ import hashlib
 import logging
 import threading
 from dataclasses import replace
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -149,9 +150,9 @@ class Embedder(PathChoice):
         """The model's name, and the digest of its adapter when it has one (keys of stored sentence vectors)."""
         return f"{self.model_name}+{self.adapter_digest}" if self.adapter is not None else self.model_name
 
-    @property
+    @cached_property
     def adapter_digest(self) -> str:
-        """The first 16 hex digits of the adapter file's SHA-256, or "" without an adapter."""
+        """The first 16 hex digits of the adapter file's SHA-256, or "" without an adapter (read once)."""
         if self.adapter is None:
             return ""
         try:
