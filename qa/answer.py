@@ -176,12 +176,14 @@ class Composer:
             [PassageText(hit.citation.title, hit.text, hit.citation.article_id) for hit in hits]
         )
         embedder = self.library.embedder.answers  # the searches' embedder, or its copy tuned for answers
+        reranker = self.library.reranker
+        encode = reranker.question_vector if reranker is not None else embedder.encode_query  # remembers
         tuned = embedder is not self.library.embedder
-        query_vector = (embedder.encode_query(query) if searched is None or tuned else searched)[0]
+        query_vector = (encode(query) if searched is None or tuned else searched)[0]
         if query == question:
             vector = query_vector
         else:
-            blend = embedder.encode_query(question)[0] + query_vector
+            blend = encode(question)[0] + query_vector
             vector = blend / np.linalg.norm(blend)
         inputs = [
             PassageInput(hit.text, hit.score, hit.citation.start == 0, found.spans, found.vectors)

@@ -18,6 +18,7 @@ from .embed import Embedder, Vectors
 from .errors import BusyError, ConfigError, StoreError
 from .health import headline_update
 from .progress import Progress
+from .rerank import SentenceReranker
 from .schema import EncoderPlan, Filters, HeadlineCheck, Hit, IndexCheck, Status, SyncReport
 from .search import clean_question, search
 from .sentences import SentenceVectors
@@ -43,6 +44,7 @@ class Library:
         self.store = open_store(self.settings)
         answers = self.embedder.answers
         self.sentences = SentenceVectors(self.settings.index_dir, answers, answers.identity)
+        self.reranker = SentenceReranker(self.sentences) if self.settings.rerank else None
         self._composer: Composer | None = None
         self._synced = False
         self._sync_lock = threading.Lock()
@@ -110,7 +112,8 @@ class Library:
         self.ensure_index()
         when = read_when(question, self.store.newest_date()) if self.settings.read_dates else None
         return search(
-            question, k, self.store, self.embedder, mode or self.settings.mode, filters, query_vector, when=when
+            question, k, self.store, self.embedder, mode or self.settings.mode, filters, query_vector, when=when,
+            rerank=self.reranker,
         )
 
     def answer(

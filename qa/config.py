@@ -177,6 +177,7 @@ class Settings:
     batch_size: int = BATCH_SIZE
     mode: str = "hybrid"  # default search mode: dense, bm25 or hybrid
     read_dates: bool = True  # time in questions ("in March 2005", "latest") narrows or re-ranks
+    rerank: bool = True  # the best passages are re-ordered by their closest sentence (`qa.rerank`)
     sources: int = 5  # sources shown per chat answer, 1-10
     watch_seconds: int = 3  # the chat checks the articles folder this often; 0 = never
     split: bool = True  # False: each article is one passage as given (evaluation sets)

@@ -208,7 +208,10 @@ def evaluate(
         for mode in modes:
             started = time.perf_counter()
             hits = [
-                search(q.question, k, library.store, library.embedder, mode, query_vector=vectors[i : i + 1])
+                search(
+                    q.question, k, library.store, library.embedder, mode, query_vector=vectors[i : i + 1],
+                    rerank=library.reranker,
+                )
                 for i, q in enumerate(questions)
             ]
             seconds = time.perf_counter() - started + (encode_seconds if mode != "bm25" else 0.0)

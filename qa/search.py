@@ -2,7 +2,8 @@
 
 Hybrid search takes the top candidates of each side and fuses their standardized scores
 (see `fuse`); the chosen passages are then cleaned up for people: overlapping windows of one article
-and near-identical copies from other articles are merged into one hit citing every source.
+and near-identical copies from other articles are merged into one hit citing every source. A second
+stage (`qa.rerank`) can then re-order the best of them by their closest sentence to the question.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 from .dates import When
 from .embed import Embedder, Vectors
 from .errors import QuestionError
+from .rerank import SentenceReranker
 from .schema import Citation, Filters, Hit, best_first
 from .store import IndexStore, StoredPassage, restrict
 
@@ -70,6 +72,7 @@ def search(
     filters: Filters | None = None,
     query_vector: Vectors | None = None,
     when: When | None = None,
+    rerank: SentenceReranker | None = None,
 ) -> list[Hit]:
     """The `k` best passages for `question`, best first, each citing its article(s).
 
@@ -79,13 +82,14 @@ def search(
         query_vector: the question's (1, d) embedding when the caller already has it.
         when: the time the question asks about (see `qa.dates.read_when`): a period keeps dated
             articles of that period and every undated one; "recent" boosts the newest articles.
+        rerank: a second stage that re-orders the best `rerank.depth` passages (see `qa.rerank`).
     """
     question = clean_question(question)
     k = check_k(k)
     mode = check_mode(mode)
     period = (_iso(when.start), _iso(when.end)) if when is not None and (when.start or when.end) else None
     restriction = restrict(filters, period)
-    depth = max(3 * k, 30)
+    depth = max(3 * k, 30, rerank.depth if rerank else 0)
     if query_vector is None and mode != "bm25":
         query_vector = embedder.encode_query(question)
     dense = store.search(query_vector, depth, restriction) if mode != "bm25" else []
@@ -98,7 +102,9 @@ def search(
         ranked = fuse([dense, lexical])
     if when is not None and when.recent:
         ranked = newest_first(ranked, store)
-    return compose(ranked, k, store)
+    if rerank is None:
+        return compose(ranked, k, store)
+    return rerank(question, compose(ranked, max(k, rerank.depth), store))[:k]
 
 
 def newest_first(ranked: list[tuple[int, float]], store: IndexStore) -> list[tuple[int, float]]:
