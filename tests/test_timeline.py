@@ -23,6 +23,7 @@ from qa.embed import Embedder
 from qa.errors import QuestionError
 from qa.passages import paragraphs
 from qa.reply import timeline_markdown
+from qa.terminal import json_text
 from qa.timeline import make_timeline, requested_topic, topic_for
 
 STORY_ARTICLES = Path(__file__).parent / "fixtures" / "timeline"
@@ -182,7 +183,7 @@ def test_the_chat_reply_lists_entries_by_date_with_copies_and_escapes_article_te
     assert "&lt;script&gt;alert\\(4\\)&lt;/script&gt; \\*\\*bold\\*\\* ended." in reply
 
 
-def test_the_command_prints_the_timeline_or_json_and_refuses_bad_input(story: Library) -> None:
+def test_the_command_prints_the_timeline_and_refuses_bad_input(story: Library) -> None:
     folders = ["--articles", str(story.settings.articles_dir), "--index", str(story.settings.index_dir)]
     printed = qa("timeline", "How did the Kelvin footbridge unfold?", *folders)
     assert printed.returncode == 0, printed.stderr
@@ -194,13 +195,13 @@ def test_the_command_prints_the_timeline_or_json_and_refuses_bad_input(story: Li
     assert "closure.md, paragraph 2, chars 132-217" in printed.stdout
     assert "also in: Kelvin footbridge closed for repairs (closure-evening-post.txt, paragraph 2" in printed.stdout
 
-    as_json = qa("timeline", STORY, "--json", "--limit", "3", *folders)
-    assert as_json.returncode == 0, as_json.stderr
-    found = json.loads(as_json.stdout)
-    assert found["topic"] == STORY and found["found"] is True and found["omitted"] == 2
-    assert [entry["date"] for entry in found["dated"]] == sorted(entry["date"] for entry in found["dated"])
-    assert {"date", "text", "title", "url", "paragraph", "start", "end", "also_in"} <= set(found["dated"][0])
-
     refused = qa("timeline", STORY, "--limit", "0", *folders)
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
     assert refused.stderr.strip() == "error: The limit must be a whole number from 1 to 100 (got 0)."
+
+
+def test_the_json_of_a_timeline_has_every_entry_with_its_citation(story: Library) -> None:
+    found = json.loads(json_text(story.timeline(STORY, limit=3).to_json()))  # what `qa timeline --json` prints
+    assert found["topic"] == STORY and found["found"] is True and found["omitted"] == 2
+    assert [entry["date"] for entry in found["dated"]] == sorted(entry["date"] for entry in found["dated"])
+    assert {"date", "text", "title", "url", "paragraph", "start", "end", "match", "also_in"} <= set(found["dated"][0])
