@@ -20,9 +20,11 @@ from .schema import (
     Source,
     Status,
     SyncReport,
+    Timeline,
+    TimelineEntry,
 )
 
 __all__ = [
     "Answer", "Article", "Citation", "Filters", "Hit", "IndexCheck", "Library", "Passage", "QAError", "Quote",
-    "Settings", "Source", "Status", "SyncReport", "retrieve",
+    "Settings", "Source", "Status", "SyncReport", "Timeline", "TimelineEntry", "retrieve",
 ]

@@ -46,7 +46,7 @@ ARTICLES_EXPANDED = 2  # the other passages of the top articles join the candida
 MORE_FROM_ARTICLES = 10  # at most this many
 QUOTE_MARGIN = 3.0  # a second or third sentence's score must be within a factor e**3 of the best one's
 CONTEXT_QUESTIONS = 2  # earlier questions joined to a follow-up, at most
-_FOLLOW_UP_WORDS = frozenset("he she it they him her his hers its their theirs them this these those".split())
+FOLLOW_UP_WORDS = frozenset("he she it they him her his hers its their theirs them this these those".split())
 _FOLLOW_UP_OPENERS = re.compile(r"^\W*(and|also|but|so|then|what about|how about)\b", re.IGNORECASE)
 _SHORT_QUESTION_WORDS = 2
 _WORD = re.compile(r"[\w’']+")
@@ -64,7 +64,7 @@ def is_follow_up(question: str) -> bool:
     words = [word.lower() for word in _WORD.findall(question)]
     return (
         len(words) <= _SHORT_QUESTION_WORDS
-        or any(word in _FOLLOW_UP_WORDS for word in words)
+        or any(word in FOLLOW_UP_WORDS for word in words)
         or bool(_FOLLOW_UP_OPENERS.match(question))
     )
 

@@ -19,10 +19,11 @@ from .errors import BusyError, ConfigError, StoreError
 from .health import headline_update
 from .progress import Progress
 from .rerank import SentenceReranker
-from .schema import EncoderPlan, Filters, HeadlineCheck, Hit, IndexCheck, Status, SyncReport
+from .schema import EncoderPlan, Filters, HeadlineCheck, Hit, IndexCheck, Status, SyncReport, Timeline
 from .search import clean_question, search
 from .sentences import SentenceVectors
 from .store import IndexStore
+from .timeline import TIMELINE_ENTRIES, make_timeline
 
 logger = logging.getLogger(__name__)
 
@@ -135,6 +136,16 @@ class Library:
         if self._composer is None:
             self._composer = Composer(self)
         return self._composer.answer(question, k, previous, mode, filters)
+
+    def timeline(self, topic: str, limit: int = TIMELINE_ENTRIES, mode: str | None = None) -> Timeline:
+        """How a story unfolded: at most `limit` (1-100) sentences about `topic` across the articles, each
+        quoted with its citation, by date; near-copies are one entry, undated articles apart, and sentences
+        below the answer's "not found" bar are left out. See `qa.timeline`.
+
+        Raises:
+            QuestionError: the topic is empty or too long, or limit or mode are impossible.
+        """
+        return make_timeline(self, topic, limit, mode)
 
     def status(self) -> Status:
         """Counts and manifest of the index, for panels and `qa index`."""

@@ -1,4 +1,4 @@
-"""Command line: `python -m qa index` and `python -m qa ask`. A thin shell over `Library`."""
+"""Command line: `python -m qa index`, `ask`, `timeline`, `check` and `eval`. A thin shell over `Library`."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ from .errors import ConfigError, QAError, QuestionError
 from .progress import ProgressLine
 from .schema import Filters
 from .search import MODES, clean_question
-from .terminal import format_answer, format_hit, json_text, say, terminal_safe
+from .terminal import format_answer, format_hit, format_timeline, json_text, say, terminal_safe
+from .timeline import MAX_ENTRIES, TIMELINE_ENTRIES
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 def parser() -> argparse.ArgumentParser:
@@ -95,6 +96,19 @@ def parser() -> argparse.ArgumentParser:
     ask.add_argument("--date-from", metavar="YYYY-MM-DD", help="only articles dated on or after this day")
     ask.add_argument("--date-to", metavar="YYYY-MM-DD", help="only articles dated on or before this day")
     folders(ask)
+
+    timeline = commands.add_parser(
+        "timeline", help="how a story unfolded, by date",
+        description="Print the timeline of TOPIC: one quoted sentence per passage about it, with its article, "
+        "paragraph and character span, oldest first; near-copies once, citing every article; undated articles "
+        "apart. Sentences less similar to the topic than an answer must be to its question are left out.",
+    )
+    timeline.add_argument("topic", help='the story, in quotes: "the rail strike" or "How did the rail strike unfold?"')
+    timeline.add_argument("--limit", type=int, default=TIMELINE_ENTRIES, metavar="N",
+                          help=f"at most N entries, the most similar (1-{MAX_ENTRIES}, default {TIMELINE_ENTRIES})")
+    timeline.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    timeline.add_argument("--mode", choices=MODES, help="dense, bm25 or hybrid (default: $QA_MODE or hybrid)")
+    folders(timeline)
     return top
 
 
@@ -152,6 +166,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_index(library, args.rebuild) or (run_copy(library, args.to) if args.to else EXIT_OK)
         if args.command == "check":
             return run_check(library)
+        if args.command == "timeline":
+            found = library.timeline(args.topic, args.limit, args.mode)
+            say(json_text(found.to_json()) if args.json else format_timeline(found))
+            return EXIT_OK
         filters = Filters(tuple(args.source), tuple(args.article), args.date_from, args.date_to)
         return run_ask(library, args.question, args.k, args.json, args.mode, filters, args.passages)
     except QuestionError as error:

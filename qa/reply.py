@@ -1,4 +1,4 @@
-"""The chat reply for an `Answer`, as Markdown: quoted sentences with `[n]` markers, then the sources.
+"""The chat reply for an `Answer` (quoted sentences with `[n]` markers, then the sources) or a `Timeline`, as Markdown.
 
 Article text is untrusted. Everything taken from it is escaped so that it renders as exactly that
 text (no HTML, links, emphasis or lists), and only http(s) urls become links. The only markup in a
@@ -13,7 +13,7 @@ from urllib.parse import quote as url_quote
 from urllib.parse import urlsplit
 
 from .answer import NOT_FOUND
-from .schema import Answer, Source
+from .schema import Answer, Citation, Source, Timeline, TimelineEntry
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#|~$!^])")
 _AUTOLINK = re.compile(r"://|\bwww\.", re.IGNORECASE)  # GFM turns these into links even in plain text
@@ -83,6 +83,46 @@ def to_markdown(answer: Answer) -> str:
         lines.append("")
         lines.extend(_source_lines(source))
     return "\n".join(lines)
+
+
+def timeline_markdown(timeline: Timeline) -> str:
+    """The chat reply for a timeline: one item per entry (date, the quoted sentence, where it is), oldest
+    first, then the undated entries under their own heading."""
+    topic = escape_markdown(timeline.topic)
+    if not timeline.found:
+        return (
+            f"**{NOT_FOUND}** No sentence about “{topic}” is close enough for a timeline (best similarity "
+            f"{timeline.best:.2f}, needed {timeline.threshold:.2f})."
+        )
+    counts = f"{len(timeline.dated)} dated, {len(timeline.undated)} undated"
+    if timeline.omitted:
+        counts += f"; {timeline.omitted} less similar left out"
+    lines = [f"**Timeline: {topic}** ({counts})", ""]
+    lines += [_entry_lines(entry) for entry in timeline.dated]
+    if timeline.undated:
+        lines += ["", "**Undated**", ""] + [_entry_lines(entry) for entry in timeline.undated]
+    return "\n".join(lines)
+
+
+def _entry_lines(entry: TimelineEntry) -> str:
+    cited = entry.citation
+    when = f"**{escape_markdown(entry.date)}** · " if entry.date else ""
+    line = f"- {when}“{_flat(entry.text)}” — {_cited(cited, entry.text, dated=False)}"
+    if entry.also_in:  # a copy may word the sentence a little differently: its link has no text fragment
+        line += "\n  Also in: " + "; ".join(_cited(other, None, dated=True) for other in entry.also_in)
+    return line
+
+
+def _cited(cited: Citation, sentence: str | None, dated: bool) -> str:
+    """Title (linked to `sentence` in the original page), the date when asked, publisher, paragraph and
+    character span."""
+    link = fragment_link(cited.url, sentence)
+    title = escape_markdown(cited.title or cited.source)
+    parts = [part for part in (cited.date if dated else None, cited.publisher) if part]
+    parts.append(f"paragraph {cited.paragraph + 1}, characters {cited.start}-{cited.end}")
+    if not link:
+        parts.append(cited.source)
+    return f"{f'[{title}]({link})' if link else title} ({escape_markdown(', '.join(parts))})"
 
 
 def _source_lines(source: Source) -> list[str]:

@@ -173,6 +173,62 @@ class Answer:
 
 
 @dataclass(frozen=True)
+class TimelineEntry:
+    """One sentence of a story's timeline, verbatim, and the articles that carry it.
+
+    `citation.start`/`end` are the sentence's character span in its article, `citation.paragraph` the
+    paragraph holding it; `also_in` cite the same or a nearly identical sentence in other articles
+    (each with its own span), oldest first.
+    """
+
+    text: str
+    citation: Citation  # the earliest article carrying the sentence
+    match: float  # cosine similarity of "title. sentence" to the topic (the answer's "not found" measure)
+    also_in: tuple[Citation, ...] = ()
+
+    @property
+    def date(self) -> str | None:
+        return self.citation.date
+
+    def to_json(self) -> dict[str, object]:
+        return {"date": self.date, "text": self.text, "match": round(self.match, 4), **_cited(self.citation),
+                "also_in": [_cited(other) for other in self.also_in]}
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """A story as it unfolded: one quoted sentence per entry, dated entries oldest first, undated apart."""
+
+    topic: str  # what was searched
+    threshold: float  # the similarity an entry's sentence reaches at least (`qa.answer.NOT_FOUND_THRESHOLD`)
+    best: float  # similarity of the closest sentence considered, shown or not
+    dated: tuple[TimelineEntry, ...]  # by date, then title, article id and offset
+    undated: tuple[TimelineEntry, ...]  # by title, article id and offset
+    omitted: int = 0  # entries that reached the threshold but were beyond the limit (the least similar)
+    seconds: float = 0.0
+
+    @property
+    def found(self) -> bool:
+        return bool(self.dated or self.undated)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "topic": self.topic, "found": self.found, "threshold": self.threshold, "similarity": round(self.best, 4),
+            "dated": [entry.to_json() for entry in self.dated],
+            "undated": [entry.to_json() for entry in self.undated],
+            "omitted": self.omitted, "seconds": round(self.seconds, 3),
+        }
+
+
+def _cited(citation: Citation) -> dict[str, object]:
+    return {
+        "article_id": citation.article_id, "title": citation.title, "source": citation.source, "url": citation.url,
+        "date": citation.date, "publisher": citation.publisher, "passage": citation.passage,
+        "paragraph": citation.paragraph, "start": citation.start, "end": citation.end,
+    }
+
+
+@dataclass(frozen=True)
 class Filters:
     """Which articles a search may return. Empty fields do not restrict.
 

@@ -86,10 +86,28 @@ def search(
     """
     question = clean_question(question)
     k = check_k(k)
+    depth = max(3 * k, 30, rerank.depth if rerank else 0)
+    ranked = rank(question, depth, store, embedder, mode, filters, query_vector, when)
+    if rerank is None:
+        return compose(ranked, k, store)
+    return rerank(question, compose(ranked, max(k, rerank.depth), store))[:k]
+
+
+def rank(
+    question: str,
+    depth: int,
+    store: IndexStore,
+    embedder: Embedder,
+    mode: str = "hybrid",
+    filters: Filters | None = None,
+    query_vector: Vectors | None = None,
+    when: When | None = None,
+) -> list[tuple[int, float]]:
+    """(row, score) of the passages for `question`, best first, copies not merged: the `depth` best of
+    each side (dense, BM25), fused in hybrid mode. Arguments as for `search`; the question is clean."""
     mode = check_mode(mode)
     period = (_iso(when.start), _iso(when.end)) if when is not None and (when.start or when.end) else None
     restriction = restrict(filters, period)
-    depth = max(3 * k, 30, rerank.depth if rerank else 0)
     if query_vector is None and mode != "bm25":
         query_vector = embedder.encode_query(question)
     dense = store.search(query_vector, depth, restriction) if mode != "bm25" else []
@@ -102,9 +120,7 @@ def search(
         ranked = fuse([dense, lexical])
     if when is not None and when.recent:
         ranked = newest_first(ranked, store)
-    if rerank is None:
-        return compose(ranked, k, store)
-    return rerank(question, compose(ranked, max(k, rerank.depth), store))[:k]
+    return ranked
 
 
 def newest_first(ranked: list[tuple[int, float]], store: IndexStore) -> list[tuple[int, float]]:

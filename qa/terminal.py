@@ -13,7 +13,7 @@ from dataclasses import replace
 from typing import TextIO
 
 from .answer import NOT_FOUND
-from .schema import Answer, Hit, Source
+from .schema import Answer, Citation, Hit, Source, Timeline, TimelineEntry
 
 TERMINAL_CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 C1_CONTROL = re.compile(r"[\x7f-\x9f]")
@@ -80,3 +80,32 @@ def format_hit(hit: Hit) -> str:
     lines += [f"    also in: {other.title} ({other.source})" for other in hit.also_in]
     lines.append("    " + " ".join(hit.text.split()))
     return "\n".join(lines) + "\n"
+
+
+def format_timeline(timeline: Timeline) -> str:
+    """The timeline as readable lines: each entry's date, quoted sentence and where it is, oldest first,
+    then the undated entries."""
+    if not timeline.found:
+        return (
+            f"{NOT_FOUND} No sentence about \"{timeline.topic}\" is close enough for a timeline "
+            f"(best similarity {timeline.best:.2f}, needed {timeline.threshold:.2f})."
+        )
+    lines = [f"Timeline: {timeline.topic} ({len(timeline.dated)} dated, {len(timeline.undated)} undated"
+             + (f"; {timeline.omitted} less similar left out)" if timeline.omitted else ")"), ""]
+    lines += [_entry(entry) for entry in timeline.dated]
+    if timeline.undated:
+        lines += ["Undated", ""] + [_entry(entry) for entry in timeline.undated]
+    return "\n".join(lines).rstrip("\n")
+
+
+def _entry(entry: TimelineEntry) -> str:
+    indent = " " * 12
+    lines = [f"{entry.date or '':<10}  \"{' '.join(entry.text.split())}\"", indent + _where(entry.citation)]
+    lines += [f"{indent}also in: {_where(other, dated=True)}" for other in entry.also_in]
+    return "\n".join(lines) + "\n"
+
+
+def _where(cited: Citation, dated: bool = False) -> str:
+    """Title, file, paragraph and character span; the url; the date when asked."""
+    place = f"{cited.title} ({cited.source}, paragraph {cited.paragraph + 1}, chars {cited.start}-{cited.end})"
+    return "  ".join(part for part in (place, cited.date if dated else None, cited.url) if part)

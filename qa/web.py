@@ -4,7 +4,9 @@ The page has a chat with history (answers with `[n]` markers and numbered source
 sources per answer, an upload box that saves articles into the articles folder and syncs the index
 in the background (questions are answered from the previous index meanwhile), and an index panel.
 Named API endpoints: `/ask` (the reply as Markdown), `/answer` (the same answer as JSON: quotes,
-sources, found), `/retrieve` (hits as JSON) and `/upload`. Article text is untrusted: everything
+sources, found), `/retrieve` (hits as JSON), `/timeline` (a story's timeline as JSON) and `/upload`.
+"Timeline of X" and "how did X unfold?" get the timeline in the chat, and a Timeline button under the
+latest answer shows the timeline of its question. Article text is untrusted: everything
 taken from it is escaped before it becomes Markdown, and the chat renders no raw HTML tags, LaTeX or
 custom tags on top of that.
 
@@ -27,9 +29,10 @@ from .background import BackgroundSync
 from .errors import QAError
 from .origin import SameOrigin
 from .progress import describe_progress
-from .reply import escape_markdown, to_markdown
+from .reply import escape_markdown, timeline_markdown, to_markdown
 from .schema import Answer
 from .search import clean_question
+from .timeline import TIMELINE_ENTRIES, requested_topic, topic_for
 from .uploads import MAX_UPLOAD_BYTES, save_upload
 
 if TYPE_CHECKING:
@@ -92,6 +95,8 @@ class ChatApp:
         """The chat reply (Markdown) for a question; our errors become a sentence, never an error page."""
         if isinstance(sources, bool) or not isinstance(sources, int | float) or not 1 <= sources <= MAX_SOURCES:
             return f"⚠️ The number of sources must be from 1 to {MAX_SOURCES} (got {escape_markdown(repr(sources))})."
+        if requested_topic(question):
+            return self.timeline_reply(topic_for(question, asked_before(previous)), mode)
         try:
             answer = self.answer(question, sources, previous, mode)
         except QAError as error:
@@ -100,6 +105,16 @@ class ChatApp:
             logger.exception("answering failed")
             return "⚠️ Something went wrong while answering; the server log has the details. Please try again."
         return to_markdown(answer)
+
+    def timeline_reply(self, topic: str, mode: str | None = None) -> str:
+        """The chat reply (Markdown) with the timeline of a topic; errors become a sentence, as in `reply`."""
+        try:
+            return timeline_markdown(self.library.timeline(topic, mode=mode or None))
+        except QAError as error:
+            return f"⚠️ {escape_markdown(str(error))}"
+        except Exception:
+            logger.exception("the timeline failed")
+            return "⚠️ Something went wrong while making the timeline; the server log has the details. Please try again."
 
     def answer(
         self, question: str, sources: int = DEFAULT_SOURCES, previous: list[str] | None = None, mode: str | None = None
@@ -237,7 +252,10 @@ class ChatApp:
                 if not message:
                     return gr.skip(), gr.skip()
                 markdown = self.reply(message, int(k), earlier, how)
-                return [*history, {"role": "assistant", "content": markdown}], [*earlier, message][-PREVIOUS_KEPT:]
+                reply: dict[str, Any] = {"role": "assistant", "content": markdown}
+                if not markdown.startswith("⚠️") and not requested_topic(message):
+                    reply["options"] = [{"label": "Timeline", "value": "timeline"}]  # a button under the latest answer
+                return [*history, reply], [*earlier, message][-PREVIOUS_KEPT:]
 
             for trigger in (question.submit, ask.click):
                 taken = trigger(
@@ -248,6 +266,19 @@ class ChatApp:
                     api_visibility="private",
                 ).then(None, js=SCROLL_TO_ANSWER, api_visibility="private")
             restart.click(lambda: ([], []), None, [chatbot, previous], queue=False, api_visibility="private")
+
+            def show_timeline(history: list[dict[str, Any]], earlier: list[str], how: str) -> Any:
+                """The timeline of the last question's topic."""
+                asked = asked_before(earlier)
+                if not asked:
+                    return gr.skip()
+                topic = topic_for(asked[-1], asked[:-1])
+                return [*history, {"role": "user", "content": f"Timeline: {escape_markdown(topic)}"},
+                        {"role": "assistant", "content": self.timeline_reply(topic, how)}]
+
+            chatbot.option_select(
+                show_timeline, [chatbot, previous, mode], [chatbot], concurrency_limit=4, api_visibility="private"
+            ).then(None, js=SCROLL_TO_ANSWER, api_visibility="private")
             chatbot.clear(lambda: [], None, [previous], queue=False, api_visibility="private")  # the bin icon
 
             def add(paths: list[str] | None, progress: gr.Progress = gr.Progress()) -> Iterator[tuple[Any, ...]]:  # noqa: B008
@@ -307,7 +338,16 @@ class ChatApp:
                 except QAError as error:
                     raise gr.Error(str(error)) from None
 
+            def timeline_api(topic: str, limit: int = TIMELINE_ENTRIES) -> dict[str, Any]:
+                """How a story unfolded, as JSON: {"topic", "found", "dated": [{"date", "text", "title", "url",
+                "paragraph", "start", "end", "also_in", ...}], "undated": [...], "omitted", ...}, oldest first."""
+                try:
+                    return self.library.timeline(topic, limit).to_json()
+                except QAError as error:
+                    raise gr.Error(str(error)) from None
+
             gr.api(ask_api, api_name="ask", concurrency_limit=4)
+            gr.api(timeline_api, api_name="timeline", concurrency_limit=4)
             gr.api(answer_api, api_name="answer", concurrency_limit=4)
             gr.api(retrieve_api, api_name="retrieve", concurrency_limit=4)
         return blocks

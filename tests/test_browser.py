@@ -1,11 +1,14 @@
-"""The chat page in a real headless chromium: answers, uploads, untrusted article text, "not found".
+"""The chat page in a real headless chromium: answers, uploads, untrusted article text, "not found", timelines.
 
-Screenshots go to tests/artifacts/ (git-ignored). `DOCS_SCREENSHOT=1` also writes docs/screenshot.png.
+Screenshots go to tests/artifacts/ (git-ignored). `DOCS_SCREENSHOT=1` also writes docs/screenshot.png and
+docs/timeline.png.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +30,7 @@ CHROMIUM_ARGS = [
 ARTIFACTS = Path(__file__).parent / "artifacts"
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 WAIT_MS = 60_000
+STORY = Path(__file__).parent / "fixtures" / "timeline"  # dated articles of one story, a near-copy, an undated one
 MADURO = "Venezuela’s Maduro Opens Door to U.S. Negotiations Amid Military Pressure"
 HOSTILE = """# Exampleton bridge <img src=x onerror="window.__xss='title'; alert('title')"> approved
 
@@ -169,3 +173,35 @@ def test_html_and_markdown_typed_as_a_question_show_as_text_and_never_run(page: 
     assert page.locator("#chat img[onerror], #chat a[href^='javascript' i]").count() == 0
     assert page.evaluate("() => window.__xss") is None
     assert dialogs == []
+
+
+def test_the_timeline_button_lists_the_story_by_date_with_undated_articles_apart(
+    page: Page, server: tuple[ChatApp, str]
+) -> None:
+    chat = server[0]
+    shutil.copytree(STORY, chat.library.settings.articles_dir / "timeline")
+    assert chat.background.wait(chat.background.request(), timeout=WAIT_MS / 1000)
+    new_conversation(page)
+    ask(page, "What happened to the Kelvin footbridge?")
+    page.locator("#chat button.option", has_text="Timeline").click()
+    replies = page.locator("#chat [data-testid=bot]")
+    expect(replies).to_have_count(2, timeout=WAIT_MS)
+    expect(page.locator("#chat [data-testid=user]").last).to_have_text(
+        "Timeline: What happened to the Kelvin footbridge?"
+    )
+    timeline = replies.nth(1)
+    expect(timeline).to_contain_text("(4 dated, 1 undated)")
+    dated, undated = timeline.locator("ul").nth(0).locator("li"), timeline.locator("ul").nth(1).locator("li")
+    expect(dated).to_have_count(4)
+    expect(dated).to_contain_text([
+        re.compile(r"^2025-02-03 · “.*” — Cracks found in Kelvin footbridge .*Also in: Footbridge cracks found", re.S),
+        re.compile(r"^2025-02-10 · “.*” — Kelvin footbridge closed for repairs .*Also in: .*2025-02-11", re.S),
+        re.compile(r"^2025-04-22 · “Hundreds of cyclists crossed the Kelvin footbridge .*” — Cyclists return"),
+        re.compile(r"^2025-04-22 · “The Kelvin footbridge reopened on Tuesday .*” — Kelvin footbridge reopens"),
+    ])
+    expect(undated).to_have_count(1)
+    expect(undated).to_contain_text(re.compile(r"^“The closure of the Kelvin footbridge .*” — Ten weeks without"))
+    expect(timeline).not_to_contain_text("Cider festival")
+    page.screenshot(path=str(ARTIFACTS / "timeline.png"))
+    if os.environ.get("DOCS_SCREENSHOT"):
+        page.screenshot(path=str(DOCS / "timeline.png"))

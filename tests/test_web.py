@@ -71,10 +71,27 @@ def test_off_topic_questions_get_the_honest_not_found_reply(client: Client, ques
     assert reply.startswith(f"**{NOT_FOUND}**") and reply.count("*weak match*") == 3
 
 
-def test_the_api_offers_ask_answer_retrieve_and_upload(client: Client) -> None:
+def test_the_api_offers_ask_answer_retrieve_timeline_and_upload(client: Client) -> None:
     assert set(client.view_api(print_info=False, return_format="dict")["named_endpoints"]) == {
-        "/ask", "/answer", "/retrieve", "/upload"
+        "/ask", "/answer", "/retrieve", "/timeline", "/upload"
     }
+
+
+def test_the_timeline_api_and_timeline_questions_give_the_story_by_date(client: Client) -> None:
+    found = client.predict("the Dutch rail strike", 5, api_name="/timeline")
+    assert found["found"] is True and found["undated"] == []
+    entry = found["dated"][0]
+    assert [(entry["date"], entry["title"]) for entry in found["dated"]] == [
+        ("2025-06-02", "Rail strike halts trains across the Netherlands")
+    ]
+    assert entry["text"].startswith("Dutch rail workers walked out on Monday") and entry["start"] == 0
+    reply = client.predict("How did the Dutch rail strike unfold?", 3, None, api_name="/ask")
+    assert reply.startswith("**Timeline: the Dutch rail strike** (1 dated, 0 undated)")
+    assert "- **2025-06-02** · “Dutch rail workers walked out on Monday" in reply
+    with pytest.raises(Exception, match="The topic is empty"):
+        client.predict("  ", 5, api_name="/timeline")
+    with pytest.raises(Exception, match="The limit must be a whole number from 1 to 100"):
+        client.predict("rail strike", 0, api_name="/timeline")
 
 
 def test_the_answer_api_gives_the_same_answer_as_json(client: Client) -> None:
