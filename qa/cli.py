@@ -1,4 +1,4 @@
-"""Command line: `python -m qa index` and `python -m qa ask`. A thin shell over `Library`."""
+"""Command line: `python -m qa index`, `ask`, `related`, `check` and `eval`. A thin shell over `Library`."""
 
 from __future__ import annotations
 
@@ -15,9 +15,10 @@ from .assistant import Library
 from .config import VARIABLES, Settings
 from .errors import ConfigError, QAError, QuestionError
 from .progress import ProgressLine
+from .related import NEAR_COPY
 from .schema import Filters
 from .search import MODES, clean_question
-from .terminal import format_answer, format_hit, json_text, say, terminal_safe
+from .terminal import format_answer, format_hit, format_related, json_text, say, terminal_safe
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 def parser() -> argparse.ArgumentParser:
@@ -95,6 +96,18 @@ def parser() -> argparse.ArgumentParser:
     ask.add_argument("--date-from", metavar="YYYY-MM-DD", help="only articles dated on or after this day")
     ask.add_argument("--date-to", metavar="YYYY-MM-DD", help="only articles dated on or before this day")
     folders(ask)
+
+    related = commands.add_parser(
+        "related", help="list the articles closest to an article",
+        description="Print the articles closest to ARTICLE_ID, closest first: the cosine similarity of the "
+        f"articles' mean passage vectors. Near-copies (the same title, or a similarity of {NEAR_COPY} or more) are "
+        "left out.",
+    )
+    related.add_argument("article_id", metavar="ARTICLE_ID", help="the article's path in the articles folder "
+                         "(FILE.jsonl#ID or FILE.jsonl:LINE for a record), as `ask --json` shows it")
+    related.add_argument("-k", type=int, default=3, metavar="N", help="how many articles (1-20, default 3)")
+    related.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    folders(related)
     return top
 
 
@@ -152,6 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_index(library, args.rebuild) or (run_copy(library, args.to) if args.to else EXIT_OK)
         if args.command == "check":
             return run_check(library)
+        if args.command == "related":
+            return run_related(library, args.article_id, args.k, args.json)
         filters = Filters(tuple(args.source), tuple(args.article), args.date_from, args.date_to)
         return run_ask(library, args.question, args.k, args.json, args.mode, filters, args.passages)
     except QuestionError as error:
@@ -255,6 +270,18 @@ def run_check(library: Library) -> int:
         say(f"problem: {problem}")
     say("Run `python -m qa index --rebuild` to rebuild the index from the articles.")
     return EXIT_ERROR
+
+
+def run_related(library: Library, article_id: str, k: int, as_json: bool) -> int:
+    found = library.related(article_id, k)
+    if as_json:
+        say(json_text({"article_id": article_id, "related": [article.to_json() for article in found]}))
+        return EXIT_OK
+    if not found:
+        say("No other article in the index is more than a near-copy of it.")
+    for rank, article in enumerate(found, 1):
+        say(format_related(rank, article))
+    return EXIT_OK
 
 
 def run_ask(

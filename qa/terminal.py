@@ -13,7 +13,7 @@ from dataclasses import replace
 from typing import TextIO
 
 from .answer import NOT_FOUND
-from .schema import Answer, Hit, Source
+from .schema import Answer, Hit, Related, Source
 
 TERMINAL_CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 C1_CONTROL = re.compile(r"[\x7f-\x9f]")
@@ -80,3 +80,9 @@ def format_hit(hit: Hit) -> str:
     lines += [f"    also in: {other.title} ({other.source})" for other in hit.also_in]
     lines.append("    " + " ".join(hit.text.split()))
     return "\n".join(lines) + "\n"
+
+
+def format_related(rank: int, article: Related) -> str:
+    """A related article as two lines: title and similarity; id, date and url."""
+    where = "  ".join(part for part in (article.article_id, article.date, article.url) if part)
+    return f"[{rank}] {article.title}  (similarity {article.similarity:.3f})\n    {where}"
