@@ -17,6 +17,7 @@ from .schema import (
     IndexCheck,
     Passage,
     Quote,
+    Related,
     Source,
     Status,
     SyncReport,
@@ -24,5 +25,5 @@ from .schema import (
 
 __all__ = [
     "Answer", "Article", "Citation", "Filters", "Hit", "IndexCheck", "Library", "Passage", "QAError", "Quote",
-    "Settings", "Source", "Status", "SyncReport", "retrieve",
+    "Related", "Settings", "Source", "Status", "SyncReport", "retrieve",
 ]

@@ -278,7 +278,7 @@ def run_related(library: Library, article_id: str, k: int, as_json: bool) -> int
         say(json_text({"article_id": article_id, "related": [article.to_json() for article in found]}))
         return EXIT_OK
     if not found:
-        say("No other article in the index is more than a near-copy of it.")
+        say("No other article in the index (near-copies are left out).")
     for rank, article in enumerate(found, 1):
         say(format_related(rank, article))
     return EXIT_OK

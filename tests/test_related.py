@@ -12,8 +12,8 @@ from qa import Library, Settings
 from qa.embed import Embedder
 from qa.errors import QuestionError, UnknownArticleError
 from qa.related import MAX_RELATED, NEAR_COPY, SAME_STORY, ArticleMap, more_on_sources
-from qa.reply import to_markdown
-from qa.schema import Citation
+from qa.reply import more_on_this_story, to_markdown
+from qa.schema import Citation, Related
 
 MARCH = (
     "The European Central Bank kept its main deposit rate at 2.5% on Thursday, saying inflation in the euro area "
@@ -136,6 +136,16 @@ def test_more_on_this_story_lists_same_story_articles_the_answer_does_not_cite(n
         assert not set(ids(articles)) & wider.article_ids, "what the answer cites is not listed again"
     under = [wider.sources[number - 1].hit.citation.article_id for number in listed]
     assert len(under) == len(set(under)), "one list per cited article, under its first source"
+
+
+def test_more_on_this_story_shows_titles_as_text_and_links_only_http_urls() -> None:
+    hostile = Related("a.md", "<img src=x onerror=alert(1)> [x](javascript:alert(2))", "2025-01-01",
+                      "javascript:alert(3)", "a.md", None, 0.9)
+    plain = Related("b.md", "B *bold*\nnext", None, "https://example.org/b", "b.md", None, 0.8)
+    assert more_on_this_story([hostile, plain]) == (
+        "*More on this story:* &lt;img src=x onerror=alert\\(1\\)&gt; \\[x\\]\\(javascript:alert\\(2\\)\\) "
+        "(2025-01-01) · [B \\*bold\\* next](https://example.org/b)"
+    )
 
 
 def test_the_map_is_read_once_per_index_generation(news: Library) -> None:
