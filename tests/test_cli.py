@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from qa import Library
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -124,8 +126,10 @@ def test_terminal_controls_in_articles_and_file_names_are_never_printed(articles
     assert hit["title"] == "\x1b[31mRed alert\x1b[0m in the harbour" and "\x9b2J" in hit["text"]
 
 
-def test_related_prints_the_closest_articles_and_refuses_an_unknown_id(articles: Path, tmp_path: Path) -> None:
-    folders = ["--articles", str(articles), "--index", str(tmp_path / "index")]
+def test_related_prints_the_closest_articles_and_refuses_an_unknown_id(faiss_library: Library) -> None:
+    faiss_library.sync()  # in this process, with the session's model: the commands below embed nothing
+    settings = faiss_library.settings
+    folders = ["--articles", str(settings.articles_dir), "--index", str(settings.index_dir)]
     as_json = qa("related", "ecb-rates.md", "-k", "2", "--json", *folders)
     assert as_json.returncode == 0, as_json.stderr
     found = json.loads(as_json.stdout)
