@@ -4,7 +4,7 @@ The page has a chat with history (answers with `[n]` markers and numbered source
 sources per answer, an upload box that saves articles into the articles folder and syncs the index
 in the background (questions are answered from the previous index meanwhile), and an index panel.
 Under each source the chat lists "More on this story" (`qa.related`), and two buttons download the
-conversation as Markdown or JSON (`qa.transcript`, from the session's `Answer`s).
+conversation as Markdown or JSON (`qa.transcript`, from the `Answer`s the page keeps for each visitor).
 Named API endpoints: `/ask` (the reply as Markdown), `/answer` (the same answer as JSON: quotes,
 sources, found), `/retrieve` (hits as JSON), `/related` (an article's related coverage), `/transcript`
 (questions asked as one conversation, as JSON and Markdown) and `/upload`. Article text is untrusted: everything

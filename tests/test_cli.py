@@ -127,7 +127,7 @@ def test_terminal_controls_in_articles_and_file_names_are_never_printed(articles
 
 
 def test_related_prints_the_closest_articles_and_refuses_an_unknown_id(faiss_library: Library) -> None:
-    faiss_library.sync()  # in this process, with the session's model: the commands below embed nothing
+    faiss_library.sync()  # in this process, with the shared model: the commands below embed nothing
     settings = faiss_library.settings
     folders = ["--articles", str(settings.articles_dir), "--index", str(settings.index_dir)]
     as_json = qa("related", "ecb-rates.md", "-k", "2", "--json", *folders)
