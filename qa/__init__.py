@@ -17,6 +17,7 @@ from .schema import (
     IndexCheck,
     Passage,
     Quote,
+    Related,
     Source,
     Status,
     SyncReport,
@@ -26,5 +27,5 @@ from .schema import (
 
 __all__ = [
     "Answer", "Article", "Citation", "Filters", "Hit", "IndexCheck", "Library", "Passage", "QAError", "Quote",
-    "Settings", "Source", "Status", "SyncReport", "Timeline", "TimelineEntry", "retrieve",
+    "Related", "Settings", "Source", "Status", "SyncReport", "Timeline", "TimelineEntry", "retrieve",
 ]

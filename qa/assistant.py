@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,17 +15,20 @@ from .build import embed_share, sync
 from .config import Settings
 from .dates import read_when
 from .embed import Embedder, Vectors
-from .errors import BusyError, ConfigError, StoreError
+from .errors import BusyError, ConfigError, QuestionError, StoreError
 from .health import headline_update
 from .progress import Progress
+from .related import ArticleMap, check_count
 from .rerank import SentenceReranker
-from .schema import EncoderPlan, Filters, HeadlineCheck, Hit, IndexCheck, Status, SyncReport, Timeline
+from .schema import EncoderPlan, Filters, HeadlineCheck, Hit, IndexCheck, Related, Status, SyncReport, Timeline
 from .search import clean_question, search
 from .sentences import SentenceVectors
 from .store import IndexStore
 from .timeline import TIMELINE_ENTRIES, make_timeline
 
 logger = logging.getLogger(__name__)
+
+MAX_CONVERSATION = 20  # questions `Library.conversation` asks in one call
 
 
 class Library:
@@ -50,6 +53,8 @@ class Library:
         self._synced = False
         self._sync_lock = threading.Lock()
         self.file_cache = FileCache()  # what each article file held at the last sync
+        self._article_map: tuple[tuple[object, object], ArticleMap] | None = None  # (index generation, map)
+        self._article_map_lock = threading.Lock()
 
     def sync(self, rebuild: bool = False, progress: Progress | None = None) -> SyncReport:
         """Bring the index up to date with the articles folder (see `qa.build.sync`)."""
@@ -146,6 +151,48 @@ class Library:
             QuestionError: the topic is empty or too long, or limit or mode are impossible.
         """
         return make_timeline(self, topic, limit, mode)
+
+    def conversation(self, questions: Sequence[str], k: int = 5, mode: str | None = None) -> list[Answer]:
+        """The answers to `questions` asked one after the other as one conversation: each is answered
+        with the questions before it as `previous` (see `answer`).
+
+        Raises:
+            QuestionError: not a list of 1 to MAX_CONVERSATION questions, or one cannot be asked (the
+                message says which).
+        """
+        if not isinstance(questions, list | tuple) or not 1 <= len(questions) <= MAX_CONVERSATION:
+            raise QuestionError(f"Give a list of 1 to {MAX_CONVERSATION} questions.")
+        answers = []
+        for number, question in enumerate(questions, 1):
+            try:
+                answers.append(self.answer(question, k, questions[: number - 1], mode))
+            except QuestionError as error:
+                raise QuestionError(f"Question {number}: {error}") from None
+        return answers
+
+    def related(
+        self, article_id: str, k: int = 3, exclude: Collection[str] = (), min_similarity: float = -1.0
+    ) -> list[Related]:
+        """The `k` articles closest to the article `article_id`, closest first (equal similarities by
+        article id), without the `exclude`d ones (e.g. those an answer already cites), near-copies of
+        any of these or of each other, and articles less similar than `min_similarity`. See `qa.related`.
+
+        Raises:
+            QuestionError: k is not a whole number from 1 to 20.
+            UnknownArticleError: no indexed article has the id `article_id` (a `QuestionError`).
+        """
+        check_count(k)
+        self.ensure_index()
+        return self.article_map().nearest(article_id, k, exclude, min_similarity)
+
+    def article_map(self) -> ArticleMap:
+        """Every article's vector (see `qa.related`), read once per generation of the index."""
+        manifest = self.store.manifest()
+        generation = (manifest.get("generation"), manifest.get("built_at"))
+        with self._article_map_lock:
+            if self._article_map is None or self._article_map[0] != generation:
+                self._article_map = generation, ArticleMap.read(self.store)
+            return self._article_map[1]
 
     def status(self) -> Status:
         """Counts and manifest of the index, for panels and `qa index`."""

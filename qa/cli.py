@@ -1,4 +1,4 @@
-"""Command line: `python -m qa index`, `ask`, `timeline`, `check` and `eval`. A thin shell over `Library`."""
+"""Command line: `python -m qa index`, `ask`, `timeline`, `related`, `check` and `eval`. A thin shell over `Library`."""
 
 from __future__ import annotations
 
@@ -15,9 +15,10 @@ from .assistant import Library
 from .config import VARIABLES, Settings
 from .errors import ConfigError, QAError, QuestionError
 from .progress import ProgressLine
+from .related import NEAR_COPY
 from .schema import Filters
 from .search import MODES, clean_question
-from .terminal import format_answer, format_hit, format_timeline, json_text, say, terminal_safe
+from .terminal import format_answer, format_hit, format_related, format_timeline, json_text, say, terminal_safe
 from .timeline import MAX_ENTRIES, TIMELINE_ENTRIES
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
@@ -109,6 +110,18 @@ def parser() -> argparse.ArgumentParser:
     timeline.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     timeline.add_argument("--mode", choices=MODES, help="dense, bm25 or hybrid (default: $QA_MODE or hybrid)")
     folders(timeline)
+
+    related = commands.add_parser(
+        "related", help="list the articles closest to an article",
+        description="Print the articles closest to ARTICLE_ID, closest first: the cosine similarity of the "
+        f"articles' mean passage vectors. Near-copies (the same title, or a similarity of {NEAR_COPY} or more) are "
+        "left out.",
+    )
+    related.add_argument("article_id", metavar="ARTICLE_ID", help="the article's path in the articles folder "
+                         "(FILE.jsonl#ID or FILE.jsonl:LINE for a record), as `ask --json` shows it")
+    related.add_argument("-k", type=int, default=3, metavar="N", help="how many articles (1-20, default 3)")
+    related.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    folders(related)
     return top
 
 
@@ -170,6 +183,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             found = library.timeline(args.topic, args.limit, args.mode)
             say(json_text(found.to_json()) if args.json else format_timeline(found))
             return EXIT_OK
+        if args.command == "related":
+            return run_related(library, args.article_id, args.k, args.json)
         filters = Filters(tuple(args.source), tuple(args.article), args.date_from, args.date_to)
         return run_ask(library, args.question, args.k, args.json, args.mode, filters, args.passages)
     except QuestionError as error:
@@ -273,6 +288,18 @@ def run_check(library: Library) -> int:
         say(f"problem: {problem}")
     say("Run `python -m qa index --rebuild` to rebuild the index from the articles.")
     return EXIT_ERROR
+
+
+def run_related(library: Library, article_id: str, k: int, as_json: bool) -> int:
+    found = library.related(article_id, k)
+    if as_json:
+        say(json_text({"article_id": article_id, "related": [article.to_json() for article in found]}))
+        return EXIT_OK
+    if not found:
+        say("No other article in the index (near-copies are left out).")
+    for rank, article in enumerate(found, 1):
+        say(format_related(rank, article))
+    return EXIT_OK
 
 
 def run_ask(

@@ -13,6 +13,10 @@ class QuestionError(QAError):
     """The question cannot be asked (empty, too long)."""
 
 
+class UnknownArticleError(QuestionError):
+    """An article id that names no indexed article."""
+
+
 class ArticleError(QAError):
     """One article file cannot be read; the rest of the folder still is."""
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Mapping, Sequence
 from urllib.parse import quote as url_quote
 from urllib.parse import urlsplit
 
 from .answer import NOT_FOUND
-from .schema import Answer, Citation, Source, Timeline, TimelineEntry
+from .schema import Answer, Citation, Related, Source, Timeline, TimelineEntry
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#|~$!^])")
 _AUTOLINK = re.compile(r"://|\bwww\.", re.IGNORECASE)  # GFM turns these into links even in plain text
@@ -59,8 +60,11 @@ def _fragment_part(text: str) -> str:
     return url_quote(text, safe="").replace("-", "%2D")
 
 
-def to_markdown(answer: Answer) -> str:
-    """The chat reply: short answer with `[n]` markers, then the numbered sources."""
+def to_markdown(answer: Answer, related: Mapping[int, Sequence[Related]] | None = None) -> str:
+    """The chat reply: short answer with `[n]` markers, then the numbered sources.
+
+    `related`: source number -> the articles to list under it as "More on this story".
+    """
     if not answer.sources:
         return (
             "The index has no articles yet. Add .txt, .md, .html, .json or .jsonl articles to the articles "
@@ -82,6 +86,8 @@ def to_markdown(answer: Answer) -> str:
     for source in answer.sources:
         lines.append("")
         lines.extend(_source_lines(source))
+        if related and related.get(source.number):
+            lines += ["", f"   {more_on_this_story(related[source.number])}"]
     return "\n".join(lines)
 
 
@@ -123,6 +129,17 @@ def _cited(cited: Citation, sentence: str | None, dated: bool) -> str:
     if not link:
         parts.append(cited.source)
     return f"{f'[{title}]({link})' if link else title} ({escape_markdown(', '.join(parts))})"
+
+
+def more_on_this_story(articles: Sequence[Related]) -> str:
+    """One line: each article's title (linked to its page when it has an http(s) url) and date."""
+    shown = []
+    for article in articles:
+        title = escape_markdown(" ".join((article.title or article.source).split()))
+        link = safe_url(article.url)
+        when = f" ({escape_markdown(article.date)})" if article.date else ""
+        shown.append((f"[{title}]({link})" if link else title) + when)
+    return "*More on this story:* " + " · ".join(shown)
 
 
 def _source_lines(source: Source) -> list[str]:

@@ -151,6 +151,13 @@ class Answer:
     def follow_up(self) -> bool:
         return self.query != self.question
 
+    @property
+    def article_ids(self) -> frozenset[str]:
+        """Every article the sources cite, their identical copies (`also_in`) included."""
+        return frozenset(
+            cited.article_id for source in self.sources for cited in (source.hit.citation, *source.hit.also_in)
+        )
+
     def to_json(self) -> dict[str, object]:
         """The answer as plain data: quotes with their source numbers, sources as hits."""
         return {
@@ -226,6 +233,25 @@ def _cited(citation: Citation) -> dict[str, object]:
         "date": citation.date, "publisher": citation.publisher, "passage": citation.passage,
         "paragraph": citation.paragraph, "start": citation.start, "end": citation.end,
     }
+
+
+@dataclass(frozen=True)
+class Related:
+    """An article close to another one (`Library.related`), with what a link to it needs.
+
+    similarity: cosine of the two articles' vectors, each the normalized mean of its passage vectors.
+    """
+
+    article_id: str
+    title: str
+    date: str | None  # ISO 8601 (YYYY-MM-DD) when known
+    url: str | None
+    source: str  # the file, relative to the articles folder
+    publisher: str | None
+    similarity: float
+
+    def to_json(self) -> dict[str, object]:
+        return {**asdict(self), "similarity": round(self.similarity, 4)}
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from dataclasses import replace
 from typing import TextIO
 
 from .answer import NOT_FOUND
-from .schema import Answer, Citation, Hit, Source, Timeline, TimelineEntry
+from .schema import Answer, Citation, Hit, Related, Source, Timeline, TimelineEntry
 
 TERMINAL_CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 C1_CONTROL = re.compile(r"[\x7f-\x9f]")
@@ -109,3 +109,9 @@ def _where(cited: Citation, dated: bool = False) -> str:
     """Title, file, paragraph and character span; the url; the date when asked."""
     place = f"{cited.title} ({cited.source}, paragraph {cited.paragraph + 1}, chars {cited.start}-{cited.end})"
     return "  ".join(part for part in (place, cited.date if dated else None, cited.url) if part)
+
+
+def format_related(rank: int, article: Related) -> str:
+    """A related article as two lines: title and similarity; id, date and url."""
+    where = "  ".join(part for part in (article.article_id, article.date, article.url) if part)
+    return f"[{rank}] {article.title}  (similarity {article.similarity:.3f})\n    {where}"

@@ -3,10 +3,13 @@
 The page has a chat with history (answers with `[n]` markers and numbered sources), the number of
 sources per answer, an upload box that saves articles into the articles folder and syncs the index
 in the background (questions are answered from the previous index meanwhile), and an index panel.
+Under each source the chat lists "More on this story" (`qa.related`), and two buttons download the
+conversation as Markdown or JSON (`qa.transcript`, from the `Answer`s the page keeps for each visitor).
 Named API endpoints: `/ask` (the reply as Markdown), `/answer` (the same answer as JSON: quotes,
-sources, found), `/retrieve` (hits as JSON), `/timeline` (a story's timeline as JSON) and `/upload`.
-"Timeline of X" and "how did X unfold?" get the timeline in the chat, and a Timeline button under the
-latest answer shows the timeline of its question. Article text is untrusted: everything
+sources, found), `/retrieve` (hits as JSON), `/timeline` (a story's timeline as JSON), `/related` (an
+article's related coverage), `/transcript` (questions asked as one conversation, as JSON and Markdown)
+and `/upload`. "Timeline of X" and "how did X unfold?" get the timeline in the chat, and a Timeline
+button under the latest answer shows the timeline of its question. Article text is untrusted: everything
 taken from it is escaped before it becomes Markdown, and the chat renders no raw HTML tags, LaTeX or
 custom tags on top of that.
 
@@ -20,6 +23,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -29,10 +34,12 @@ from .background import BackgroundSync
 from .errors import QAError
 from .origin import SameOrigin
 from .progress import describe_progress
+from .related import more_on_sources
 from .reply import escape_markdown, timeline_markdown, to_markdown
 from .schema import Answer
 from .search import clean_question
 from .timeline import TIMELINE_ENTRIES, requested_topic, topic_for
+from .transcript import save_transcript, transcript_json, transcript_markdown
 from .uploads import MAX_UPLOAD_BYTES, save_upload
 
 if TYPE_CHECKING:
@@ -47,6 +54,7 @@ MAX_SOURCES = 10
 ARTICLES_SHOWN = 300  # the index panel lists at most this many articles
 REFRESH_SECONDS = 2.0  # how often the page refreshes the index panel (only when something changed)
 PREVIOUS_KEPT = 10  # earlier questions kept per conversation for follow-ups
+ANSWERS_KEPT = 100  # answers kept per conversation for its download
 CACHE_CLEANUP = (600, 3600)  # every 600 s, Gradio's copies of uploads older than 3600 s are deleted
 CSS = """
 #chat mark { background: #fde68a; color: inherit; padding: 0 2px; border-radius: 2px; }
@@ -85,6 +93,7 @@ class ChatApp:
         self.library = library
         self.sources = sources
         self.background = BackgroundSync(library, interval=watch)
+        self.exports = Path(tempfile.mkdtemp(prefix="qa-conversations-"))  # the downloads, deleted by `close`
         self.blocks = self._build()
 
     # -- what the handlers do (plain Python, no gradio) ------------------------------------
@@ -93,18 +102,23 @@ class ChatApp:
         self, question: str, sources: int = DEFAULT_SOURCES, previous: list[str] | None = None, mode: str | None = None
     ) -> str:
         """The chat reply (Markdown) for a question; our errors become a sentence, never an error page."""
-        if isinstance(sources, bool) or not isinstance(sources, int | float) or not 1 <= sources <= MAX_SOURCES:
-            return f"⚠️ The number of sources must be from 1 to {MAX_SOURCES} (got {escape_markdown(repr(sources))})."
+        return self.turn(question, sources, previous, mode)[0]
+
+    def turn(
+        self, question: str, sources: int = DEFAULT_SOURCES, previous: list[str] | None = None, mode: str | None = None
+    ) -> tuple[str, Answer | None]:
+        """The chat reply (Markdown, with "More on this story" under the sources) and its answer (None
+        when the question could not be answered, or asked for a timeline: the reply says why, or holds it)."""
         if requested_topic(question):
-            return self.timeline_reply(topic_for(question, asked_before(previous)), mode)
+            return self.timeline_reply(topic_for(question, asked_before(previous)), mode), None
         try:
             answer = self.answer(question, sources, previous, mode)
+            return to_markdown(answer, more_on_sources(answer, self.library.related)), answer
         except QAError as error:
-            return f"⚠️ {escape_markdown(str(error))}"
+            return f"⚠️ {escape_markdown(str(error))}", None
         except Exception:  # a bug must not become an error page either; the log has the details
             logger.exception("answering failed")
-            return "⚠️ Something went wrong while answering; the server log has the details. Please try again."
-        return to_markdown(answer)
+            return "⚠️ Something went wrong while answering; the server log has the details. Please try again.", None
 
     def timeline_reply(self, topic: str, mode: str | None = None) -> str:
         """The chat reply (Markdown) with the timeline of a topic; errors become a sentence, as in `reply`."""
@@ -124,9 +138,8 @@ class ChatApp:
         Raises:
             QAError: the question or a setting cannot be used.
         """
-        if isinstance(sources, bool) or not isinstance(sources, int | float) or not 1 <= sources <= MAX_SOURCES:
-            raise QAError(f"The number of sources must be from 1 to {MAX_SOURCES} (got {sources!r}).")
-        return self.library.answer(clean_question(question), int(sources), asked_before(previous), mode or None)
+        k = check_sources(sources)
+        return self.library.answer(clean_question(question), k, asked_before(previous), mode or None)
 
     def hits(self, question: str, k: int = DEFAULT_SOURCES, mode: str | None = None) -> dict[str, Any]:
         """The `k` best passages as JSON: `{"question", "hits": [...]}` (see `Hit.to_json`)."""
@@ -207,6 +220,7 @@ class ChatApp:
         with gr.Blocks(title="News articles assistant", analytics_enabled=False, delete_cache=CACHE_CLEANUP) as blocks:
             gr.Markdown("## News articles assistant")
             previous = gr.State([])
+            answers = gr.State([])  # this conversation's Answer objects, for its download
             pending = gr.State("")
             seen = gr.State(-1)
             with gr.Row():
@@ -222,7 +236,12 @@ class ChatApp:
                             scale=6, max_lines=4, autofocus=True,
                         )
                         ask = gr.Button("Ask", variant="primary", elem_id="ask", scale=1, min_width=80)
-                    restart = gr.Button("New conversation", size="sm", elem_id="new-conversation")
+                    with gr.Row():
+                        restart = gr.Button("New conversation", size="sm", elem_id="new-conversation")
+                        save_markdown, save_json = (
+                            gr.DownloadButton(f"Download as {kind}", size="sm", elem_id=f"save-{kind.lower()}",
+                                              interactive=False) for kind in ("Markdown", "JSON")
+                        )
                 with gr.Column(scale=2):
                     sources = gr.Slider(
                         1, MAX_SOURCES, value=self.sources, step=1, label="Sources per answer", elem_id="sources"
@@ -247,25 +266,39 @@ class ChatApp:
                 return "", [*history, {"role": "user", "content": escape_markdown(message)}], message
 
             def respond(
-                message: str, history: list[dict[str, Any]], earlier: list[str], k: float, how: str
-            ) -> tuple[Any, Any]:
+                message: str, history: list[dict[str, Any]], earlier: list[str], answered: list[Answer], k: float,
+                how: str,
+            ) -> tuple[Any, ...]:
                 if not message:
-                    return gr.skip(), gr.skip()
-                markdown = self.reply(message, int(k), earlier, how)
+                    return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+                markdown, answer = self.turn(message, int(k), earlier, how)
+                kept = [*answered, answer][-ANSWERS_KEPT:] if answer else answered
                 reply: dict[str, Any] = {"role": "assistant", "content": markdown}
-                if not markdown.startswith("⚠️") and not requested_topic(message):
+                if answer is not None:
                     reply["options"] = [{"label": "Timeline", "value": "timeline"}]  # a button under the latest answer
-                return [*history, reply], [*earlier, message][-PREVIOUS_KEPT:]
+                return [*history, reply], [*earlier, message][-PREVIOUS_KEPT:], kept, *downloads(kept)
+
+            def downloads(answered: list[Answer]) -> tuple[Any, Any]:
+                """The download buttons for the conversation so far: disabled before its first answer."""
+                if not answered:
+                    return gr.update(value=None, interactive=False), gr.update(value=None, interactive=False)
+                markdown, data = save_transcript(answered, self.exports, keep_seconds=CACHE_CLEANUP[1])
+                return gr.update(value=str(markdown), interactive=True), gr.update(value=str(data), interactive=True)
 
             for trigger in (question.submit, ask.click):
                 taken = trigger(
                     take, [question, chatbot], [question, chatbot, pending], queue=False, api_visibility="private"
                 )
                 taken.then(
-                    respond, [pending, chatbot, previous, sources, mode], [chatbot, previous], concurrency_limit=4,
+                    respond, [pending, chatbot, previous, answers, sources, mode],
+                    [chatbot, previous, answers, save_markdown, save_json], concurrency_limit=4,
                     api_visibility="private",
                 ).then(None, js=SCROLL_TO_ANSWER, api_visibility="private")
-            restart.click(lambda: ([], []), None, [chatbot, previous], queue=False, api_visibility="private")
+            for cleared in (restart.click, chatbot.clear):  # the button, and the chat's bin icon
+                cleared(
+                    lambda: ([], [], [], *downloads([])), None, [chatbot, previous, answers, save_markdown, save_json],
+                    queue=False, api_visibility="private",
+                )
 
             def show_timeline(history: list[dict[str, Any]], earlier: list[str], how: str) -> Any:
                 """The timeline of the last question's topic."""
@@ -279,7 +312,6 @@ class ChatApp:
             chatbot.option_select(
                 show_timeline, [chatbot, previous, mode], [chatbot], concurrency_limit=4, api_visibility="private"
             ).then(None, js=SCROLL_TO_ANSWER, api_visibility="private")
-            chatbot.clear(lambda: [], None, [previous], queue=False, api_visibility="private")  # the bin icon
 
             def add(paths: list[str] | None, progress: gr.Progress = gr.Progress()) -> Iterator[tuple[Any, ...]]:  # noqa: B008
                 lines, changed = self.save(list(paths or []))
@@ -338,6 +370,25 @@ class ChatApp:
                 except QAError as error:
                     raise gr.Error(str(error)) from None
 
+            def related_api(article_id: str, k: int = 3) -> dict[str, Any]:
+                """The k articles closest to an article (1-20; near-copies left out), closest first:
+                {"article_id", "related": [{"article_id", "title", "date", "url", "source", "publisher",
+                "similarity"}]}."""
+                try:
+                    found = self.library.related(article_id, k)
+                except QAError as error:
+                    raise gr.Error(str(error)) from None
+                return {"article_id": article_id, "related": [article.to_json() for article in found]}
+
+            def transcript_api(questions: list[str], sources: int = DEFAULT_SOURCES, mode: str = "") -> dict[str, Any]:
+                """Ask the questions (1-20) one after the other as one conversation and return it as the page's
+                downloads hold it: {"json": {"format", "turns": [...]}, "markdown": "..."}."""
+                try:
+                    answered = self.library.conversation(questions, check_sources(sources), mode or None)
+                except QAError as error:
+                    raise gr.Error(str(error)) from None
+                return {"json": transcript_json(answered), "markdown": transcript_markdown(answered)}
+
             def timeline_api(topic: str, limit: int = TIMELINE_ENTRIES) -> dict[str, Any]:
                 """How a story unfolded, as JSON: {"topic", "found", "dated": [{"date", "text", "title", "url",
                 "paragraph", "start", "end", "also_in", ...}], "undated": [...], "omitted", ...}, oldest first."""
@@ -348,6 +399,8 @@ class ChatApp:
 
             gr.api(ask_api, api_name="ask", concurrency_limit=4)
             gr.api(timeline_api, api_name="timeline", concurrency_limit=4)
+            gr.api(related_api, api_name="related", concurrency_limit=4)
+            gr.api(transcript_api, api_name="transcript", concurrency_limit=2)
             gr.api(answer_api, api_name="answer", concurrency_limit=4)
             gr.api(retrieve_api, api_name="retrieve", concurrency_limit=4)
         return blocks
@@ -394,6 +447,14 @@ class ChatApp:
         """Stop serving and stop the folder watch."""
         self.blocks.close(verbose=False)
         self.background.stop()
+        shutil.rmtree(self.exports, ignore_errors=True)
+
+
+def check_sources(sources: object) -> int:
+    """The number of sources per answer, from 1 to MAX_SOURCES; raises QAError otherwise."""
+    if isinstance(sources, bool) or not isinstance(sources, int | float) or not 1 <= sources <= MAX_SOURCES:
+        raise QAError(f"The number of sources must be from 1 to {MAX_SOURCES} (got {sources!r}).")
+    return int(sources)
 
 
 def asked_before(previous: object) -> list[str]:

@@ -14,7 +14,7 @@ from bench.bbc import CORPUS_HELP
 
 ROOT = Path(__file__).resolve().parent.parent
 READERS = ["ann", "bbc_dataset", "calibrate_not_found", "fastpath", "incremental", "latency", "lexical_rebuild",
-           "throughput", "train_scorer", "workers"]
+           "related", "throughput", "train_scorer", "workers"]
 
 
 def arguments(name: str, tmp_path: Path) -> list[str]:

@@ -1,4 +1,5 @@
-"""The chat page in a real headless chromium: answers, uploads, untrusted article text, "not found", timelines.
+"""The chat page in a real headless chromium: answers, uploads, untrusted article text, "not found",
+related coverage, the conversation's downloads and timelines.
 
 Screenshots go to tests/artifacts/ (git-ignored). `DOCS_SCREENSHOT=1` also writes docs/screenshot.png and
 docs/timeline.png.
@@ -6,6 +7,7 @@ docs/timeline.png.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -91,6 +93,14 @@ def upload(page: Page, path: Path) -> None:
     expect(status).to_contain_text("Ready", timeout=WAIT_MS)
 
 
+def set_sources(page: Page, count: int) -> None:
+    """Set "Sources per answer" (its number box) to `count`."""
+    box = page.locator("#sources input[type=number]")
+    box.fill(str(count))
+    box.press("Enter")
+    expect(page.locator("#sources input[type=range]")).to_have_value(str(count))
+
+
 def test_a_question_gets_a_quoted_answer_with_its_cited_title_and_passage(page: Page) -> None:
     new_conversation(page)
     reply = ask(page, "Who interviewed Maduro?")
@@ -173,6 +183,83 @@ def test_html_and_markdown_typed_as_a_question_show_as_text_and_never_run(page: 
     assert page.locator("#chat img[onerror], #chat a[href^='javascript' i]").count() == 0
     assert page.evaluate("() => window.__xss") is None
     assert dialogs == []
+
+
+TANKER = "US seizes third Venezuelan oil tanker as Maduro offers talks"
+TANKER_URL = "https://example.org/world/venezuela-tanker-seized"
+FOLLOW_UP = f"""# {TANKER}
+
+url: {TANKER_URL}
+date: 2026-01-03
+
+The United States seized a third tanker carrying sanctioned Venezuelan oil on Friday, tightening the blockade of oil
+tankers entering or leaving Venezuela. President Nicolás Maduro called the seizure piracy, but repeated that his
+government was ready to negotiate a drug-trafficking agreement with Washington and to welcome US oil investment.
+
+American forces have struck suspected drug-trafficking boats in the Caribbean since September, and the Trump
+administration accuses Maduro's government of funding terrorism with oil revenue. Analysts in Caracas said the
+pressure on Venezuela's economy made talks more likely.
+"""
+
+
+def test_more_on_this_story_links_to_another_article_on_the_story(page: Page, tmp_path: Path) -> None:
+    article = tmp_path / "tanker-seized.md"
+    article.write_text(FOLLOW_UP)
+    upload(page, article)
+    new_conversation(page)
+    set_sources(page, 3)  # three passages of the Maduro article: the follow-up is not cited itself
+    try:
+        reply = ask(page, "Who interviewed Maduro?")
+    finally:
+        set_sources(page, 5)
+    more = reply.locator("p", has_text="More on this story")
+    expect(more).to_have_count(1)  # under the first source of the article, not again under its other passages
+    expect(more).to_have_text(f"More on this story: {TANKER} (2026-01-03)")
+    link = more.get_by_role("link", name=TANKER)
+    expect(link).to_have_attribute("href", TANKER_URL)
+    page.context.route(TANKER_URL, lambda route: route.fulfill(content_type="text/html", body="<title>Tanker</title>"))
+    try:
+        with page.context.expect_page() as opened:
+            link.click()
+        story = opened.value
+        story.wait_for_load_state()
+        assert story.url == TANKER_URL, "the link opens the article's own page, in a new tab"
+        story.close()
+    finally:
+        page.context.unroute(TANKER_URL)
+    expect(page.locator("#question textarea")).to_be_visible()  # the chat stays where it was
+
+
+def download(page: Page, button: str) -> tuple[str, str]:
+    """Click a download button; returns the file's suggested name and its text."""
+    with page.expect_download() as started:
+        page.locator(button).click()
+    saved = started.value
+    return saved.suggested_filename, Path(saved.path()).read_text(encoding="utf-8")
+
+
+def test_the_conversation_downloads_as_markdown_and_as_json(page: Page) -> None:
+    new_conversation(page)
+    expect(page.locator("#save-markdown")).to_be_disabled()
+    ask(page, "Who interviewed Maduro?")
+    ask(page, "When did it air?")
+    name, markdown = download(page, "#save-markdown")
+    assert name == "conversation.md"
+    assert markdown.startswith("# Conversation with the news articles assistant\n\n## 1. Who interviewed Maduro?\n")
+    first, second = markdown.split("\n## 2. When did it air?\n")
+    assert "Ignacio Ramonet" in first and "[1]" in first and "**Sources**" in first
+    assert f"1. [{MADURO}](https://" not in first, "the seed article has no url: its title is plain text"
+    assert f"1. {MADURO} · venezuela-maduro-us-negotiations.txt" in first
+    assert "   > Speaking in a New Year’s Eve interview with Spanish journalist Ignacio Ramonet" in first
+    assert "*Follow-up: searched as “" in second and "New Year’s Eve" in second
+    name, text = download(page, "#save-json")
+    assert name == "conversation.json"
+    turns = json.loads(text)["turns"]
+    assert [turn["question"] for turn in turns] == ["Who interviewed Maduro?", "When did it air?"]
+    assert turns[0]["found"] and "Ramonet" in turns[0]["answer"] and turns[0]["answer"].endswith("]")
+    assert turns[0]["sources"][0]["title"] == MADURO and turns[0]["sources"][0]["quoted"]
+    new_conversation(page)
+    expect(page.locator("#save-json")).to_be_disabled()
 
 
 def test_the_timeline_button_lists_the_story_by_date_with_undated_articles_apart(

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from qa import Library
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -122,3 +124,21 @@ def test_terminal_controls_in_articles_and_file_names_are_never_printed(articles
     assert "The harbour 2J master raised a red alert on Monday after the ]0;ownedstorm." in asked.stdout
     hit = json.loads(as_json.stdout)["hits"][0]  # JSON keeps the exact text, escaped
     assert hit["title"] == "\x1b[31mRed alert\x1b[0m in the harbour" and "\x9b2J" in hit["text"]
+
+
+def test_related_prints_the_closest_articles_and_refuses_an_unknown_id(faiss_library: Library) -> None:
+    faiss_library.sync()  # in this process, with the shared model: the commands below embed nothing
+    settings = faiss_library.settings
+    folders = ["--articles", str(settings.articles_dir), "--index", str(settings.index_dir)]
+    as_json = qa("related", "ecb-rates.md", "-k", "2", "--json", *folders)
+    assert as_json.returncode == 0, as_json.stderr
+    found = json.loads(as_json.stdout)
+    assert found["article_id"] == "ecb-rates.md" and len(found["related"]) == 2
+    first = found["related"][0]
+    printed = qa("related", "ecb-rates.md", "-k", "1", *folders)
+    title_line, where_line = printed.stdout.splitlines()
+    assert title_line.startswith(f"[1] {first['title']}  (similarity 0.")
+    assert where_line == "    " + "  ".join(part for part in (first["article_id"], first["date"], first["url"]) if part)
+    unknown = qa("related", "no-such.md", *folders)
+    assert unknown.returncode == 2 and "Traceback" not in unknown.stderr
+    assert "error: No indexed article has the id 'no-such.md'" in unknown.stderr

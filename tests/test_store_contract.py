@@ -21,6 +21,7 @@ from qa.embed import Embedder
 from qa.errors import ConfigError
 from qa.schema import Filters
 from qa.store import FORMAT_VERSION, Exportable, IndexStore, Maintainable, restrict
+from qa.store.contract import mean_directions
 
 QUESTION = "What did the ECB do with interest rates?"
 NO_SUCH_ROW = 10**9
@@ -95,6 +96,28 @@ def test_dates_are_those_of_the_passages_articles(seed_library: Library) -> None
     for row in rows:
         days = {dated[article_id] for article_id in cited(store, [row])} - {None}
         assert dates.get(row) == (date.fromisoformat(max(days)) if days else None)
+
+
+def test_an_article_vector_is_the_normalized_mean_of_its_passage_vectors(seed_library: Library) -> None:
+    store = seed_library.store
+    article_ids, vectors = store.article_vectors()
+    assert article_ids == [article_id for article_id, _, _ in store.article_list()]
+    assert vectors.shape == (len(article_ids), seed_library.embedder.dimension) and vectors.dtype == np.float32
+    query = seed_library.embedder.encode_query("news")
+    for article_id, vector in zip(article_ids, vectors, strict=True):
+        rows = [row for row, _ in store.search(query, 100, restrict(Filters(articles=(article_id,))))]
+        mean = np.mean(list(store.vectors(rows).values()), axis=0)
+        assert np.allclose(vector, mean / np.linalg.norm(mean), atol=1e-5), article_id
+
+
+def test_mean_directions_group_rows_by_label_however_they_are_batched() -> None:
+    vectors = np.asarray([[3, 0], [0, 1], [1, 3], [0, 2], [5, 5]], dtype=np.float32)
+    labels = ["b", "a", "b", "a", "c"]
+    whole = mean_directions([(labels, vectors)])
+    split = mean_directions([(labels[:3], vectors[:3]), ([], vectors[:0]), (labels[3:], vectors[3:])])
+    assert whole[0] == split[0] == ["a", "b", "c"]
+    assert np.allclose(whole[1], [[0, 1], [0.8, 0.6], [2**-0.5, 2**-0.5]]) and np.allclose(split[1], whole[1])
+    assert mean_directions([])[0] == []
 
 
 def test_filters_that_restrict_nothing_make_no_restriction() -> None:
@@ -178,6 +201,8 @@ def test_a_copied_body_is_one_body_of_two_articles_and_notes_join_the_manifest(
     assert after == {**before, "articles": before["articles"] + 1, "passages": after["passages"]}
     hashes = store.article_hashes()
     assert hashes["copy-of-ecb.md"][1] == hashes["ecb-rates.md"][1]
+    article_ids, vectors = store.article_vectors()
+    assert np.array_equal(vectors[article_ids.index("copy-of-ecb.md")], vectors[article_ids.index("ecb-rates.md")])
     body = hashes["ecb-rates.md"][1]
     assert [c.article_id for c in store.citations([body])[body]] == ["copy-of-ecb.md", "ecb-rates.md"]
     with store.writing():

@@ -71,9 +71,9 @@ def test_off_topic_questions_get_the_honest_not_found_reply(client: Client, ques
     assert reply.startswith(f"**{NOT_FOUND}**") and reply.count("*weak match*") == 3
 
 
-def test_the_api_offers_ask_answer_retrieve_timeline_and_upload(client: Client) -> None:
+def test_the_api_offers_ask_answer_retrieve_timeline_related_transcript_and_upload(client: Client) -> None:
     assert set(client.view_api(print_info=False, return_format="dict")["named_endpoints"]) == {
-        "/ask", "/answer", "/retrieve", "/timeline", "/upload"
+        "/ask", "/answer", "/retrieve", "/timeline", "/related", "/transcript", "/upload"
     }
 
 
@@ -92,6 +92,30 @@ def test_the_timeline_api_and_timeline_questions_give_the_story_by_date(client: 
         client.predict("  ", 5, api_name="/timeline")
     with pytest.raises(Exception, match="The limit must be a whole number from 1 to 100"):
         client.predict("rail strike", 0, api_name="/timeline")
+
+
+def test_related_lists_the_closest_articles_with_their_dates_and_links(client: Client) -> None:
+    result = client.predict("ecb-rates.md", 2, api_name="/related")
+    assert result["article_id"] == "ecb-rates.md" and len(result["related"]) == 2
+    first = result["related"][0]
+    assert set(first) == {"article_id", "title", "date", "url", "source", "publisher", "similarity"}
+    assert first["article_id"] != "ecb-rates.md" and first["similarity"] >= result["related"][1]["similarity"]
+    with pytest.raises(Exception, match="No indexed article has the id 'no-such.md'"):
+        client.predict("no-such.md", 2, api_name="/related")
+    with pytest.raises(Exception, match="k must be a whole number from 1 to 20"):
+        client.predict("ecb-rates.md", 0, api_name="/related")
+
+
+def test_transcript_asks_the_questions_as_one_conversation(client: Client) -> None:
+    result = client.predict(["Who interviewed Maduro?", "When did it air?"], 3, "", api_name="/transcript")
+    first, second = result["json"]["turns"]
+    assert "Ramonet" in first["answer"] and re.search(r" \[[1-3]\]$", first["answer"]), "quotes and their markers"
+    assert second["query"] != second["question"], "the second question is a follow-up of the first"
+    assert "## 1. Who interviewed Maduro?" in result["markdown"] and "## 2. When did it air?" in result["markdown"]
+    with pytest.raises(Exception, match="Give a list of 1 to 20 questions"):
+        client.predict([], 3, "", api_name="/transcript")
+    with pytest.raises(Exception, match="Question 2: The question is empty"):
+        client.predict(["Who interviewed Maduro?", "  "], 3, "", api_name="/transcript")
 
 
 def test_the_answer_api_gives_the_same_answer_as_json(client: Client) -> None:

@@ -238,6 +238,16 @@ class Catalog:
             rows = np.asarray([row for row, _ in batch], dtype=np.int64)
             yield rows, np.vstack([np.frombuffer(blob, dtype=np.float32) for _, blob in batch])
 
+    def body_vector_batches(self) -> Iterator[tuple[list[str], Vectors]]:
+        """Every passage's (body_hash, cached vector), in chunks of 10,000, as (body hashes, (n, d) float32)."""
+        cursor = self.db.execute(
+            "SELECT p.body_hash, v.vector FROM passages p LEFT JOIN vectors v ON v.vector_key = p.vector_key"
+        )
+        while batch := cursor.fetchmany(10_000):
+            if any(blob is None for _, blob in batch):
+                raise StoreError("the index lost vectors of some passages")
+            yield [body for body, _ in batch], np.vstack([np.frombuffer(blob, dtype=np.float32) for _, blob in batch])
+
     def terms(self) -> tuple[list[int], list[list[str]]]:
         """Every passage's row and BM25 terms, by row."""
         rows: list[int] = []

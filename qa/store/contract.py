@@ -88,6 +88,7 @@ class IndexStore(Protocol):
     def citations(self, body_hashes: Iterable[str]) -> dict[str, list[Citation]]: ...
     def dates(self, rows: Iterable[int]) -> dict[int, date]: ...
     def newest_date(self) -> date | None: ...
+    def article_vectors(self) -> tuple[list[str], Vectors]: ...
 
     # what the interfaces show
     def counts(self) -> dict[str, int]: ...
@@ -126,6 +127,32 @@ class Exportable(Protocol):
     def snapshot(self) -> Change:
         """The whole index as one Change (reset) that rebuilds it in another store."""
         ...
+
+
+def mean_directions(batches: Iterable[tuple[Sequence[str], Vectors]]) -> tuple[list[str], Vectors]:
+    """The vectors grouped by label: each label's mean vector, L2-normalized; labels sorted.
+
+    `batches` are (labels, (n, d) vectors) pairs; a label may recur across batches. Returns the sorted
+    labels and their (len(labels), d) float32 unit vectors (summed in float64, so the result does not
+    depend on how the rows are batched beyond rounding).
+    """
+    totals: dict[str, npt.NDArray[np.float64]] = {}
+    for labels, vectors in batches:
+        if not len(labels):
+            continue
+        names, group = np.unique(np.asarray(labels, dtype=str), return_inverse=True)
+        order = np.argsort(group, kind="stable")
+        grouped = vectors[order]  # each label's rows one after the other
+        ends = np.searchsorted(group[order], np.arange(len(names)), side="right").tolist()
+        for name, start, end in zip(names.tolist(), [0, *ends[:-1]], ends, strict=True):
+            part = grouped[start:end].sum(axis=0, dtype=np.float64)
+            totals[name] = totals[name] + part if name in totals else part
+    names = sorted(totals)
+    if not names:
+        return [], np.zeros((0, 0), dtype=np.float32)
+    matrix = np.vstack([totals[name] for name in names])
+    matrix /= np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+    return names, matrix.astype(np.float32)
 
 
 def chunks(items: list[Any], size: int) -> Iterator[list[Any]]:

@@ -36,7 +36,16 @@ from ..lexical import LexicalIndex
 from ..schema import Citation
 from . import integrity
 from .catalog import DATABASE, Catalog
-from .contract import FORMAT_VERSION, Change, Exportable, IndexStore, Maintainable, StoredPassage, Vectors
+from .contract import (
+    FORMAT_VERSION,
+    Change,
+    Exportable,
+    IndexStore,
+    Maintainable,
+    StoredPassage,
+    Vectors,
+    mean_directions,
+)
 from .faiss_files import (
     FaissLayout,
     build_faiss,
@@ -380,6 +389,14 @@ class Store(IndexStore, Maintainable, Exportable):
 
     def newest_date(self) -> date | None:
         return self.catalog.newest_date()
+
+    def article_vectors(self) -> tuple[list[str], Vectors]:
+        """Every indexed article's id (sorted) and its vector, the L2-normalized mean of its passages'
+        stored vectors, as (n, d) float32. Articles with one body share one vector."""
+        bodies, vectors = mean_directions(self.catalog.body_vector_batches())
+        at = {body: position for position, body in enumerate(bodies)}
+        articles = sorted((article_id, body) for article_id, (_, body) in self.article_hashes().items() if body in at)
+        return [article_id for article_id, _ in articles], vectors[[at[body] for _, body in articles]]
 
     # -- what the interfaces show ------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ import numpy as np
 from ..hashing import digest
 from ..lexical import terms
 from ..schema import Citation, best_first
-from .contract import FORMAT_VERSION, TIES_SEEN, Change, IndexStore, StoredPassage, Vectors, chunks
+from .contract import FORMAT_VERSION, TIES_SEEN, Change, IndexStore, StoredPassage, Vectors, chunks, mean_directions
 from .folder import write_lock
 from .milvus_collections import (
     ARTICLE_FIELDS,
@@ -157,6 +157,7 @@ class MilvusStore(IndexStore):
     def apply(self, change: Change) -> None:
         """Write one sync: mark the articles pending, delete their rows, insert the new ones, clear the mark."""
         dimension = int(change.manifest["dimension"])
+        generation = int(self.manifest().get("generation", 0)) + 1  # counts the syncs: readers' caches key on it
         if change.reset:
             for kind in ("passages", "articles", "meta"):
                 if self._has(kind):
@@ -187,7 +188,9 @@ class MilvusStore(IndexStore):
         self.client.flush(self.name("articles"))
         dates = [r["date"] for r in self._query("articles", 'date != ""', ["date"])]
         newest = max(dates, default=None)
-        manifest = {**change.manifest, "format": FORMAT_VERSION, "newest": newest, "backend": "milvus"}
+        manifest = {
+            **change.manifest, "format": FORMAT_VERSION, "newest": newest, "backend": "milvus", "generation": generation
+        }
         for key, value in manifest.items():
             self.note(key, value)
         self.client.delete(self.name("meta"), filter=f'key like "{PENDING}%"')
@@ -283,6 +286,19 @@ class MilvusStore(IndexStore):
     def newest_date(self) -> date | None:
         newest = self.manifest().get("newest")
         return date.fromisoformat(newest) if newest else None
+
+    def article_vectors(self) -> tuple[list[str], Vectors]:
+        """Every indexed article's id (sorted) and its vector, the L2-normalized mean of its passages'
+        stored vectors, as (n, d) float32; read a few hundred articles at a time."""
+        article_ids = sorted(self.article_hashes())
+
+        def batches() -> Iterable[tuple[list[str], Vectors]]:
+            for chunk in chunks(article_ids, 200):
+                rows = self._query("passages", f"article_id in {quoted_list(chunk)}", ["article_id", "dense"])
+                if rows:
+                    yield [r["article_id"] for r in rows], np.asarray([r["dense"] for r in rows], dtype=np.float32)
+
+        return mean_directions(batches())
 
     # -- what the interfaces show ---------------------------------------------------------------
 
