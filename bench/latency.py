@@ -10,7 +10,9 @@ by the pipeline) sampled into articles, each passage with its source vector plus
 re-normalized, and its real text for BM25; embedding 10k passages for real would take about 10
 minutes here. With the model loaded and warmed, each of the BBC paraphrase questions (120; 25
 with `--quick`) is asked once per mode with k = 5 (modes interleaved), and timed whole (question checks, dates, search,
-fusion, citations). Beside it, the bare libraries on the same index and questions:
+fusion, citations). It times the first search stage (`rerank=False`): synthetic passages have no
+sentence vectors, so the second stage (`qa.rerank`, about one more question encoding) is measured on
+real articles by `qa eval` instead. Beside it, the bare libraries on the same index and questions:
 `model.encode(question)` + FAISS `index.search` on one thread (dense), bm25s tokenize + score + top-k (bm25),
 and their sum (hybrid), at the depth `retrieve` searches (30). Memory: the process's RSS after each
 size and its peak so far, against the RSS with only the model loaded (the "baseline": model,
@@ -24,6 +26,7 @@ import gc
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -90,7 +93,7 @@ def measure(size: int, scratch: Path, embedder: Embedder, base: Base, asked: lis
     """Latency per mode, bare-library latency and memory for one synthetic index of `size` passages."""
     folder = scratch / f"articles-{size}"
     folder.mkdir()
-    library = Library(settings_for(folder, scratch / f"index-{size}"), embedder=embedder)
+    library = Library(replace(settings_for(folder, scratch / f"index-{size}"), rerank=False), embedder=embedder)
     started = time.perf_counter()
     inserted = fill(library, size, base)
     fill_seconds = time.perf_counter() - started

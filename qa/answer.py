@@ -57,6 +57,7 @@ _NAMED = re.compile(
     rf"(?<=\s){_CAPITALIZED}(?:[ ]+(?:{_CAPITALIZED}|{_MODEL}\b))*|\b(?:1[89]|20)\d\d\b"
 )
 PHRASE_DEPTH = 20  # passages sharing a name's words that are searched for the name as a phrase
+COMMON_NAME = 300  # a known name whose every word is in this many passages does not vouch for an unknown one
 
 
 def is_follow_up(question: str) -> bool:
@@ -98,6 +99,8 @@ class Composer:
         max_sentences: sentences in the short answer. Defaults to 3.
         scorer: the sentence model; the shipped weights by default.
         candidates: passages whose sentences are scored. Defaults to `CANDIDATES`.
+        common_name: passages that even the rarest word of a known name must be in for the name not to
+            vouch for an unknown one. Defaults to `COMMON_NAME`.
     """
 
     def __init__(
@@ -107,12 +110,14 @@ class Composer:
         max_sentences: int = MAX_SENTENCES,
         scorer: Scorer | None = None,
         candidates: int = CANDIDATES,
+        common_name: int = COMMON_NAME,
     ) -> None:
         self.library = library
         self.threshold = threshold
         self.max_sentences = max_sentences
         self._scorer = scorer
         self.candidates = candidates
+        self.common_name = common_name
 
     @property
     def scorer(self) -> Scorer:
@@ -252,13 +257,23 @@ class Composer:
     def _unknown(self, question: str) -> tuple[str, ...]:
         """The question's names and years when none of them is in any passage of the collection.
 
-        A name of several words ("Nintendo Switch") must occur as that phrase, not only word by word.
+        A name with a model number ("Galaxy S10") must occur as that phrase, not only word by word.
         A question that also names something the articles know ("When was Tesla returned to Gospic?")
-        is more likely misspelt or spelt another way ("Gospić") than about something else.
+        is more likely misspelt or spelt another way ("Gospić") than about something else, unless
+        that name is a common one (`_common`).
         """
         named = named_words(question)
         missing = tuple(name for name in named if not self._known(name))
-        return missing if len(missing) == len(named) else ()
+        telling = [name for name in named if name in missing or not self._common(name)]
+        return missing if len(missing) == len(telling) else ()
+
+    def _common(self, name: str) -> bool:
+        """Whether even the name's rarest word is in `common_name` passages or more ("Britain", "Europe"):
+        such a name says little about what the question is after, so it does not vouch for one the
+        collection does not know ("How much does a Tesla Model 3 cost in Britain?")."""
+        store, common = self.library.store, self.common_name
+        counts = [len(store.search_terms(word, common)) for word in name.split() if terms([word])[0]]
+        return bool(counts) and min(counts) >= common
 
     def _known(self, name: str) -> bool:
         """Whether some passage of the collection holds the name. A product with a model number

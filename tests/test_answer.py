@@ -161,6 +161,21 @@ def test_a_model_number_must_occur_with_its_name(embedder: Embedder, tmp_path: P
     assert not later.found and later.unknown == ("PlayStation 5",)
 
 
+def test_a_common_known_name_does_not_vouch_for_an_unknown_one(embedder: Embedder, tmp_path: Path) -> None:
+    (tmp_path / "articles").mkdir()
+    for number, (maker, model) in enumerate([("Ford", "Focus"), ("Vauxhall", "Astra"), ("Nissan", "Micra")]):
+        (tmp_path / "articles" / f"car-{number}.txt").write_text(
+            f"{maker} prices\n\nThe {maker} {model} costs £14,000 in Britain, the firm said on Monday.\n"
+        )
+    library = Library(Settings(articles_dir=tmp_path / "articles", index_dir=tmp_path / "index"), embedder=embedder)
+    common = Composer(library, common_name=3)  # "Britain" is in all 3 passages: a common name here
+    assert common.answer("How much does a Ford Focus cost in Britain?", k=1).found
+    unknown = common.answer("How much does a Tesla Model 3 cost in Britain?", k=1)
+    assert not unknown.found and unknown.unknown == ("Tesla Model 3",)
+    rare = Composer(library, common_name=4)  # not common: a known name beside an unknown one vouches for it
+    assert rare.answer("How much does a Tesla Model 3 cost in Britain?", k=1).unknown == ()
+
+
 def test_a_year_no_retrieved_passage_mentions_is_not_answered(embedder: Embedder, tmp_path: Path) -> None:
     library = one_article(tmp_path, embedder, "Carmaker profits\n\nThe carmaker's profit rose 12% in 2004 to "
                           "1.2 billion euros, helped by strong sales of small cars in Italy and Spain.\n")
