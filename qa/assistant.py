@@ -18,9 +18,23 @@ from .embed import Embedder, Vectors
 from .errors import BusyError, ConfigError, QuestionError, StoreError
 from .health import headline_update
 from .progress import Progress
+from .ratings import RatingsStore, export, rating_for
 from .related import ArticleMap, check_count
 from .rerank import SentenceReranker
-from .schema import EncoderPlan, Filters, HeadlineCheck, Hit, IndexCheck, Related, Status, SyncReport, Timeline
+from .schema import (
+    EncoderPlan,
+    Filters,
+    HeadlineCheck,
+    Hit,
+    IndexCheck,
+    Rating,
+    RatingsExport,
+    RatingsSummary,
+    Related,
+    Status,
+    SyncReport,
+    Timeline,
+)
 from .search import clean_question, search
 from .sentences import SentenceVectors
 from .store import IndexStore
@@ -55,6 +69,7 @@ class Library:
         self.file_cache = FileCache()  # what each article file held at the last sync
         self._article_map: tuple[tuple[object, object], ArticleMap] | None = None  # (index generation, map)
         self._article_map_lock = threading.Lock()
+        self.ratings = RatingsStore(self.settings.index_dir)  # readers' ratings, kept across rebuilds
 
     def sync(self, rebuild: bool = False, progress: Progress | None = None) -> SyncReport:
         """Bring the index up to date with the articles folder (see `qa.build.sync`)."""
@@ -193,6 +208,34 @@ class Library:
             if self._article_map is None or self._article_map[0] != generation:
                 self._article_map = generation, ArticleMap.read(self.store)
             return self._article_map[1]
+
+    def rate(self, answer: Answer, rating: int, source: int | None = None) -> Rating:
+        """Keep a reader's rating of `answer` (source None) or of its source numbered `source`: +1 helpful,
+        -1 wrong. It replaces an earlier rating of the same target for the same question. See `qa.ratings`.
+
+        Raises:
+            RatingError: the rating is not +1 or -1, the answer has no such source, or the ratings file
+                cannot be written.
+        """
+        rated = rating_for(answer, rating, source)
+        self.ratings.add(rated)
+        return rated
+
+    def ratings_summary(self) -> RatingsSummary:
+        """How many answers and sources were rated, and how many helpful.
+
+        Raises:
+            RatingError: the ratings file cannot be read.
+        """
+        return self.ratings.summary()
+
+    def export_ratings(self, folder: Path | str) -> RatingsExport:
+        """Write the ratings as a `qa eval` dataset in `folder` (see `qa.ratings.export`).
+
+        Raises:
+            RatingError: the ratings file cannot be read or the folder cannot be written.
+        """
+        return export(self.ratings.all(), Path(folder))
 
     def status(self) -> Status:
         """Counts and manifest of the index, for panels and `qa index`."""

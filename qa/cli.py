@@ -1,4 +1,7 @@
-"""Command line: `python -m qa index`, `ask`, `timeline`, `related`, `check` and `eval`. A thin shell over `Library`."""
+"""Command line: `python -m qa index`, `ask`, `timeline`, `related`, `check`, `eval` and `feedback export`.
+
+A thin shell over `Library`.
+"""
 
 from __future__ import annotations
 
@@ -122,6 +125,21 @@ def parser() -> argparse.ArgumentParser:
     related.add_argument("-k", type=int, default=3, metavar="N", help="how many articles (1-20, default 3)")
     related.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     folders(related)
+
+    feedback = commands.add_parser(
+        "feedback", help="the readers' ratings of answers and sources",
+        description="Work with the thumbs up / down readers gave in the chat (kept in INDEX/ratings.sqlite).",
+    )
+    actions = feedback.add_subparsers(dest="action", required=True, metavar="ACTION")
+    exported = actions.add_parser(
+        "export", help="write the ratings as a qa eval dataset",
+        description="Write OUT/questions.jsonl (one question per rated question: the sentences of the passages "
+        "rated helpful as answers, those passages as gold, the sources rated wrong as hard_negatives; a "
+        "\"not found\" rated helpful makes an off-topic question), OUT/kept-apart.jsonl (rated questions with no "
+        "passage known to answer them) and OUT/meta.json. Then: python -m qa eval OUT --articles DIR.",
+    )
+    exported.add_argument("out", metavar="OUT", help="the folder to write (created if missing)")
+    folders(exported)
     return top
 
 
@@ -182,6 +200,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "timeline":
             found = library.timeline(args.topic, args.limit, args.mode)
             say(json_text(found.to_json()) if args.json else format_timeline(found))
+            return EXIT_OK
+        if args.command == "feedback":
+            done = library.export_ratings(args.out)
+            say(f"{done.answerable} answerable and {done.off_topic} off-topic questions written to "
+                f"{Path(done.folder) / 'questions.jsonl'}; {done.kept_apart} kept apart in kept-apart.jsonl")
             return EXIT_OK
         if args.command == "related":
             return run_related(library, args.article_id, args.k, args.json)

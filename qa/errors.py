@@ -27,3 +27,7 @@ class StoreError(QAError):
 
 class BusyError(QAError):
     """Another process is already writing this index."""
+
+
+class RatingError(QAError):
+    """A rating cannot be stored or read (an impossible rating, or a broken or unwritable ratings file)."""

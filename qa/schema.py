@@ -443,6 +443,58 @@ class IndexCheck:
         return not self.problems
 
 
+@dataclass(frozen=True)
+class RatedPassage:
+    """A passage a rating is about, by its article and character span (offsets in the article), with the
+    sentences of it the reader saw highlighted (quoted in the answer, or its best sentence)."""
+
+    article_id: str
+    start: int
+    end: int
+    sentences: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"article_id": self.article_id, "start": self.start, "end": self.end, "sentences": list(self.sentences)}
+
+
+@dataclass(frozen=True)
+class Rating:
+    """One thumbs up (+1) or down (-1) on an answer (`target` "answer": `passages` are the ones it quotes)
+    or on one of its sources (`target` "source": `passages` is that source's passage).
+
+    `query` is the question as searched (a follow-up joined to the questions it follows), which a
+    rating is keyed by together with the target; `rated_at` is ISO 8601, UTC."""
+
+    query: str
+    question: str
+    target: str  # "answer" or "source"
+    found: bool  # whether the answer was found or was "The articles don't seem to cover this."
+    rating: int  # +1 helpful, -1 wrong
+    passages: tuple[RatedPassage, ...]
+    rated_at: str
+
+
+@dataclass(frozen=True)
+class RatingsSummary:
+    """How many answers and sources were rated, and how many of them helpful (+1)."""
+
+    answers: int
+    answers_helpful: int
+    sources: int
+    sources_helpful: int
+
+
+@dataclass(frozen=True)
+class RatingsExport:
+    """What `Library.export_ratings` wrote: questions with helpful passages, questions whose "not found"
+    was rated right (off-topic), and questions kept apart (rated, but no passage known to answer them)."""
+
+    folder: str
+    answerable: int
+    off_topic: int
+    kept_apart: int
+
+
 def best_first(pairs: Iterable[tuple[int, float]], k: int | None = None) -> list[tuple[int, float]]:
     """(row, score) pairs by score, highest first, equal scores by row, lowest first: the same question
     always gives the same order. At most `k` pairs when `k` is given."""

@@ -5,6 +5,8 @@ sources per answer, an upload box that saves articles into the articles folder a
 in the background (questions are answered from the previous index meanwhile), and an index panel.
 Under each source the chat lists "More on this story" (`qa.related`), and two buttons download the
 conversation as Markdown or JSON (`qa.transcript`, from the `Answer`s the page keeps for each visitor).
+Readers rate an answer with the chat's thumbs up / down, and a source of the last answer in the rating
+row under the chat; the ratings are kept by the library (`qa.ratings`) and counted in the index panel.
 Named API endpoints: `/ask` (the reply as Markdown), `/answer` (the same answer as JSON: quotes,
 sources, found), `/retrieve` (hits as JSON), `/timeline` (a story's timeline as JSON), `/related` (an
 article's related coverage), `/transcript` (questions asked as one conversation, as JSON and Markdown)
@@ -186,6 +188,8 @@ class ChatApp:
                 if health and health.articles else ""
             ),
             "",
+            self.ratings_line(),
+            "",
             self.sync_line(),
             "",
             "| Article | Date |",
@@ -197,6 +201,32 @@ class ChatApp:
         if len(articles) > ARTICLES_SHOWN:
             lines.append(f"| … and {len(articles) - ARTICLES_SHOWN} more | |")
         return "\n".join(lines)
+
+    def rate(self, answer: Answer | None, rating: int, source: int | None = None) -> str:
+        """Keep a reader's rating of an answer (source None) or of one of its sources; the sentence the page
+        shows, our errors included."""
+        if answer is None:
+            return "Only answers can be rated: this reply is not one."
+        try:
+            self.library.rate(answer, rating, source)
+        except QAError as error:
+            return f"⚠️ {escape_markdown(str(error))}"
+        what = "the answer" if source is None else f"source [{source}] of the answer"
+        verdict = "helpful" if rating > 0 else "wrong"
+        return f"Rated {what} to “{escape_markdown(answer.question)}” as {verdict}."
+
+    def ratings_line(self) -> str:
+        """How many answers and sources were rated, and the share rated helpful, as Markdown."""
+        try:
+            summary = self.library.ratings_summary()
+        except QAError as error:
+            return f"⚠️ {escape_markdown(str(error))}"
+        if not summary.answers and not summary.sources:
+            return "Ratings: none yet."
+        return (
+            f"Ratings: {summary.answers} answers rated, {share(summary.answers_helpful, summary.answers)} helpful · "
+            f"{summary.sources} sources rated, {share(summary.sources_helpful, summary.sources)} helpful"
+        )
 
     def sync_line(self) -> str:
         state = self.background.state
@@ -220,7 +250,8 @@ class ChatApp:
         with gr.Blocks(title="News articles assistant", analytics_enabled=False, delete_cache=CACHE_CLEANUP) as blocks:
             gr.Markdown("## News articles assistant")
             previous = gr.State([])
-            answers = gr.State([])  # this conversation's Answer objects, for its download
+            answers = gr.State([])  # this conversation's Answer objects, for its download and ratings
+            answer_rows = gr.State([])  # the chat message index of each kept answer
             pending = gr.State("")
             seen = gr.State(-1)
             with gr.Row():
@@ -228,7 +259,8 @@ class ChatApp:
                     chatbot = gr.Chatbot(
                         label="Chat", show_label=False, elem_id="chat", height=640, placeholder=PLACEHOLDER,
                         sanitize_html=True, allow_tags=False, latex_delimiters=[], render_markdown=True,
-                        feedback_options=None, buttons=["copy"], group_consecutive_messages=False, autoscroll=False,
+                        feedback_options=("Like", "Dislike"), buttons=["copy"], group_consecutive_messages=False,
+                        autoscroll=False,
                     )
                     with gr.Row():
                         question = gr.Textbox(
@@ -242,6 +274,13 @@ class ChatApp:
                             gr.DownloadButton(f"Download as {kind}", size="sm", elem_id=f"save-{kind.lower()}",
                                               interactive=False) for kind in ("Markdown", "JSON")
                         )
+                    with gr.Row(equal_height=True):
+                        rated_source = gr.Radio(
+                            [], label="Rate a source of the last answer", elem_id="rate-source", scale=4,
+                        )
+                        helpful = gr.Button("👍 Helpful", size="sm", elem_id="rate-helpful", scale=1, min_width=90)
+                        wrong = gr.Button("👎 Wrong", size="sm", elem_id="rate-wrong", scale=1, min_width=90)
+                    rate_status = gr.Markdown(elem_id="rate-status", latex_delimiters=[])
                 with gr.Column(scale=2):
                     sources = gr.Slider(
                         1, MAX_SOURCES, value=self.sources, step=1, label="Sources per answer", elem_id="sources"
@@ -266,17 +305,21 @@ class ChatApp:
                 return "", [*history, {"role": "user", "content": escape_markdown(message)}], message
 
             def respond(
-                message: str, history: list[dict[str, Any]], earlier: list[str], answered: list[Answer], k: float,
-                how: str,
+                message: str, history: list[dict[str, Any]], earlier: list[str], answered: list[Answer],
+                rows: list[int], k: float, how: str,
             ) -> tuple[Any, ...]:
                 if not message:
-                    return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+                    return (gr.skip(),) * 7
                 markdown, answer = self.turn(message, int(k), earlier, how)
                 kept = [*answered, answer][-ANSWERS_KEPT:] if answer else answered
+                kept_rows = [*rows, len(history)][-ANSWERS_KEPT:] if answer else rows
                 reply: dict[str, Any] = {"role": "assistant", "content": markdown}
+                sources = gr.skip()
                 if answer is not None:
                     reply["options"] = [{"label": "Timeline", "value": "timeline"}]  # a button under the latest answer
-                return [*history, reply], [*earlier, message][-PREVIOUS_KEPT:], kept, *downloads(kept)
+                    sources = gr.update(choices=source_choices(answer), value=None)
+                return ([*history, reply], [*earlier, message][-PREVIOUS_KEPT:], kept, kept_rows, sources,
+                        *downloads(kept))
 
             def downloads(answered: list[Answer]) -> tuple[Any, Any]:
                 """The download buttons for the conversation so far: disabled before its first answer."""
@@ -290,14 +333,41 @@ class ChatApp:
                     take, [question, chatbot], [question, chatbot, pending], queue=False, api_visibility="private"
                 )
                 taken.then(
-                    respond, [pending, chatbot, previous, answers, sources, mode],
-                    [chatbot, previous, answers, save_markdown, save_json], concurrency_limit=4,
+                    respond, [pending, chatbot, previous, answers, answer_rows, sources, mode],
+                    [chatbot, previous, answers, answer_rows, rated_source, save_markdown, save_json],
+                    concurrency_limit=4,
                     api_visibility="private",
                 ).then(None, js=SCROLL_TO_ANSWER, api_visibility="private")
             for cleared in (restart.click, chatbot.clear):  # the button, and the chat's bin icon
                 cleared(
-                    lambda: ([], [], [], *downloads([])), None, [chatbot, previous, answers, save_markdown, save_json],
+                    lambda: ([], [], [], [], gr.update(choices=[], value=None), "", *downloads([])), None,
+                    [chatbot, previous, answers, answer_rows, rated_source, rate_status, save_markdown, save_json],
                     queue=False, api_visibility="private",
+                )
+
+            def rate_answer(answered: list[Answer], rows: list[int], liked: gr.LikeData) -> tuple[Any, Any]:
+                """The chat's thumbs up / down on a reply: a rating of the answer it shows."""
+                if not isinstance(liked.liked, bool):  # a rating taken back: the kept one stays
+                    return gr.skip(), gr.skip()
+                index = liked.index if isinstance(liked.index, int) else liked.index[0]
+                answer = dict(zip(rows, answered, strict=False)).get(index)
+                return self.rate(answer, 1 if liked.liked else -1), self.index_panel()
+
+            chatbot.like(
+                rate_answer, [answers, answer_rows], [rate_status, panel], queue=False, api_visibility="private"
+            )
+
+            def rate_source(answered: list[Answer], number: int | None, rating: int) -> tuple[Any, Any]:
+                if not answered:
+                    return "Ask a question first: its sources can then be rated.", gr.skip()
+                if number is None:
+                    return "Choose a source of the last answer first.", gr.skip()
+                return self.rate(answered[-1], rating, int(number)), self.index_panel()
+
+            for button, rating in ((helpful, 1), (wrong, -1)):
+                button.click(
+                    lambda answered, number, rating=rating: rate_source(answered, number, rating),
+                    [answers, rated_source], [rate_status, panel], queue=False, api_visibility="private",
                 )
 
             def show_timeline(history: list[dict[str, Any]], earlier: list[str], how: str) -> Any:
@@ -448,6 +518,15 @@ class ChatApp:
         self.blocks.close(verbose=False)
         self.background.stop()
         shutil.rmtree(self.exports, ignore_errors=True)
+
+
+def source_choices(answer: Answer) -> list[tuple[str, int]]:
+    """The rating row's choices for an answer's sources: "[n] title" (shown as text) and the number."""
+    return [(f"[{s.number}] {s.hit.citation.title[:60]}", s.number) for s in answer.sources]
+
+
+def share(part: int, whole: int) -> str:
+    return f"{part / whole:.0%}" if whole else "-"
 
 
 def check_sources(sources: object) -> int:
