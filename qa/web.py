@@ -224,8 +224,9 @@ class ChatApp:
         if not summary.answers and not summary.sources:
             return "Ratings: none yet."
         return (
-            f"Ratings: {summary.answers} answers rated, {share(summary.answers_helpful, summary.answers)} helpful · "
-            f"{summary.sources} sources rated, {share(summary.sources_helpful, summary.sources)} helpful"
+            f"Ratings: {counted(summary.answers, 'answer')} rated, {share(summary.answers_helpful, summary.answers)} "
+            f"helpful · {counted(summary.sources, 'source')} rated, {share(summary.sources_helpful, summary.sources)} "
+            "helpful"
         )
 
     def sync_line(self) -> str:
@@ -353,6 +354,7 @@ class ChatApp:
                 answer = dict(zip(rows, answered, strict=False)).get(index)
                 return self.rate(answer, 1 if liked.liked else -1), self.index_panel()
 
+            rate_answer.__annotations__["liked"] = gr.LikeData  # gradio reads the type (a string here) to pass it
             chatbot.like(
                 rate_answer, [answers, answer_rows], [rate_status, panel], queue=False, api_visibility="private"
             )
@@ -527,6 +529,10 @@ def source_choices(answer: Answer) -> list[tuple[str, int]]:
 
 def share(part: int, whole: int) -> str:
     return f"{part / whole:.0%}" if whole else "-"
+
+
+def counted(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
 
 
 def check_sources(sources: object) -> int:

@@ -292,3 +292,32 @@ def test_the_timeline_button_lists_the_story_by_date_with_undated_articles_apart
     page.screenshot(path=str(ARTIFACTS / "timeline.png"))
     if os.environ.get("DOCS_SCREENSHOT"):
         page.screenshot(path=str(DOCS / "timeline.png"))
+
+
+def test_rating_an_answer_and_a_source_makes_a_question_of_the_evaluation_set(
+    page: Page, server: tuple[ChatApp, str], tmp_path: Path
+) -> None:
+    library = server[0].library
+    library.ratings.path.unlink(missing_ok=True)
+    new_conversation(page)
+    ask(page, "Who interviewed Maduro?")
+    status = page.locator("#rate-status")
+    page.locator("#chat").get_by_role("button", name="Like", exact=True).last.click()
+    expect(status).to_have_text("Rated the answer to “Who interviewed Maduro?” as helpful.")
+    page.locator("#rate-source label").nth(1).click()  # source [2]
+    page.locator("#rate-wrong").click()
+    expect(status).to_have_text("Rated source [2] of the answer to “Who interviewed Maduro?” as wrong.")
+    expect(page.locator("#index-panel")).to_contain_text(
+        "Ratings: 1 answer rated, 100% helpful · 1 source rated, 0% helpful"
+    )
+    shown = library.answer("Who interviewed Maduro?", 5)  # what the page showed: the same question, 5 sources
+    done = library.export_ratings(tmp_path / "rated")
+    assert (done.answerable, done.off_topic, done.kept_apart) == (1, 0, 0)
+    (record,) = [json.loads(line) for line in (tmp_path / "rated" / "questions.jsonl").read_text().splitlines()]
+    assert record["question"] == "Who interviewed Maduro?" and record["answer_rating"] == 1
+    assert record["answers"] == [quote.text for quote in shown.quotes if quote.number != 2]
+    assert any("Ignacio Ramonet" in sentence for sentence in record["answers"])
+    wrong = shown.sources[1].hit.citation
+    assert [(n["article_id"], n["start"], n["end"]) for n in record["hard_negatives"]] == [
+        (wrong.article_id, wrong.start, wrong.end)
+    ]
