@@ -4,12 +4,14 @@ that make a question's vector closest to the sentence holding its answer, reprod
 The bundled all-MiniLM-L6-v2 was trained to match texts on the same topic: given a reader's question,
 it ranks the sentence that restates the question's story above the sentence that answers it. The
 adapter tunes a copy of it for one job, comparing questions with answer sentences (each read after its
-article's title); the passages are still searched with the model as it is.
+article's title); the passages are searched with the model as it is, and their sentences compared
+with the question under the tuned copy (`qa.rerank`, `qa.answer`).
 
-Training data, as for `bench.train_scorer`: the 900 news questions of `bench/data/bbc-train` (seen
-twice) and 1,300 drawn from the even half of SQuAD dev. For each, the positive is the titled sentence
-of its candidate passages (`qa.answer.Composer.candidate_hits`) that holds the answer and is most
-similar to the question under the unchanged model; the hard negatives are the seven most similar
+Training data, as for `bench.train_scorer`: the 900 news questions of the files of `bench/data/bbc-train`
+named in `NEWS_FILES` (seen twice) and 1,300 drawn from the even half of SQuAD dev. For each, the
+positive is the titled sentence of its candidate passages (`qa.answer.Composer.candidate_hits`, first
+search stage only) that holds the answer and is most similar to the question under the unchanged
+model; the hard negatives are the seven most similar
 sentences that do not hold it. The loss is the softmax over the batch's positives and three negatives
 per question (in-batch negatives, temperature 0.05); the model's linear layers get rank-8 updates
 (LoRA, 331,776 numbers, stored as float16: about 0.7 MB), trained one epoch with AdamW, learning rate
@@ -47,6 +49,10 @@ LEARNING_RATE = 1e-3
 TEMPERATURE = 0.05
 NEWS_REPEATS = 2
 WIKIPEDIA_QUESTIONS = 1300
+NEWS_FILES = (  # the scorer also reads the other files of bench/data/bbc-train
+    "business-tech", "more-business-politics", "more-sport", "more-tech-entertainment", "politics-entertainment",
+    "sport",
+)
 
 
 def triples(library: Library, questions: list[Question]) -> list[tuple[str, str, list[str]]]:
@@ -144,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     started = time.perf_counter()
     embedder = Embedder(answers_adapter=None)  # the negatives are what the unchanged model confuses
-    sets = {name: triples(library, questions) for name, library, questions in training_sets(args, embedder)}
+    libraries = training_sets(args, embedder, NEWS_FILES, rerank=False)
+    sets = {name: triples(library, questions) for name, library, questions in libraries}
     wikipedia = random.Random(SEED).sample(sets["wikipedia"], min(WIKIPEDIA_QUESTIONS, len(sets["wikipedia"])))
     data = sets["news"] * NEWS_REPEATS + wikipedia
     print(f"{len(sets['news'])} news and {len(wikipedia)} Wikipedia questions with their answer among the "

@@ -5,7 +5,7 @@ fitted listwise: for each training question, the softmax of the scores of the se
 candidate passages (`qa.answer.Composer.candidate_hits`, hybrid search) should fall on the sentences
 that contain one of the question's answer strings. The questions:
 
-- news: `bench/data/bbc-train/*.jsonl`, 900 questions written by hand as readers' paraphrases over the
+- news: `bench/data/bbc-train/*.jsonl`, 1,500 questions written by hand as readers' paraphrases over the
   BBC News corpus (none of them about an article of the evaluation sets in `bench/data/bbc-paraphrase`);
 - Wikipedia: the even-numbered half of the SQuAD v1.1 dev questions (the odd half is left for `qa eval`).
 
@@ -111,10 +111,13 @@ def add_arguments(parser: argparse.ArgumentParser, work: str) -> None:
 
 
 def training_sets(
-    args: argparse.Namespace, embedder: Embedder | None = None
+    args: argparse.Namespace, embedder: Embedder | None = None, news_files: tuple[str, ...] | None = None,
+    rerank: bool = True,
 ) -> list[tuple[str, Library, list[Question]]]:
-    """("news", the BBC library, the 900 training questions) and ("wikipedia", SQuAD's paragraphs, the even
-    half of its dev questions), their indexes built or brought up to date in `args.work`.
+    """("news", the BBC library, the news training questions) and ("wikipedia", SQuAD's paragraphs, the
+    even half of its dev questions), their indexes built or brought up to date in `args.work`.
+    `news_files` names the files of `bench/data/bbc-train` to read (all of them when None); `rerank`
+    is the libraries' second search stage.
 
     Raises:
         SystemExit: a folder is missing (with the reason).
@@ -124,8 +127,10 @@ def training_sets(
         raise SystemExit(f"error: no SQuAD questions in {args.squad}. --squad DIR: passages.jsonl and "
                          "questions.jsonl in the qa eval format.")
     base = Settings.from_env()
+    base = replace(base, rerank=rerank)
     news = Library(replace(base, articles_dir=args.corpus / "raw", index_dir=args.work / "bbc"), embedder=embedder)
-    news_questions = [q for path in sorted(TRAIN.glob("*.jsonl")) for q in read_dataset(path, False)[1]]
+    paths = sorted(TRAIN.glob("*.jsonl")) if news_files is None else [TRAIN / f"{name}.jsonl" for name in news_files]
+    news_questions = [q for path in paths for q in read_dataset(path, False)[1]]
     passages, squad_questions = read_dataset(args.squad)
     feed_folder = args.work / "squad-articles"
     feed_folder.mkdir(parents=True, exist_ok=True)
