@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 from qa import Library
 
 ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).parent / "fixtures" / "articles"
 
 
 def qa(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
@@ -21,13 +26,36 @@ def qa(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_index_then_ask_json_then_add_an_article(articles: Path, tmp_path: Path) -> None:
-    folders = ["--articles", str(articles), "--index", str(tmp_path / "index")]
-    built = qa("index", *folders)
+@dataclass(frozen=True)
+class Indexed:
+    """An articles folder, its index, and the `qa index` run that built it."""
+
+    articles: Path
+    index: Path
+    run: subprocess.CompletedProcess[str]
+
+    @property
+    def folders(self) -> list[str]:
+        return ["--articles", str(self.articles), "--index", str(self.index)]
+
+
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory: pytest.TempPathFactory) -> Indexed:
+    """`qa index` over the fixture articles and a broken file. The `ask` tests only read the index: one
+    build serves them all."""
+    root = tmp_path_factory.mktemp("cli")
+    shutil.copytree(FIXTURES, root / "articles")
+    (root / "articles" / "broken.json").write_text("{not json")
+    built = qa("index", "--articles", str(root / "articles"), "--index", str(root / "index"))
+    return Indexed(root / "articles", root / "index", built)
+
+
+def test_index_then_ask_json_then_add_an_article(indexed: Indexed, tmp_path: Path) -> None:
+    built = indexed.run
     assert built.returncode == 0, built.stderr
     assert "6 added, 0 updated, 0 removed, 0 unchanged" in built.stdout
 
-    asked = qa("ask", "Who interviewed Maduro?", "--json", "--passages", "-k", "3", *folders)
+    asked = qa("ask", "Who interviewed Maduro?", "--json", "--passages", "-k", "3", *indexed.folders)
     assert asked.returncode == 0, asked.stderr
     answer = json.loads(asked.stdout)
     assert answer["question"] == "Who interviewed Maduro?" and len(answer["hits"]) == 3
@@ -37,14 +65,16 @@ def test_index_then_ask_json_then_add_an_article(articles: Path, tmp_path: Path)
     assert top["rank"] == 1 and "Ignacio Ramonet" in top["text"]
     assert top["source"] == "venezuela-maduro-us-negotiations.txt"
 
+    articles, index = tmp_path / "articles", tmp_path / "index"  # a copy to change
+    shutil.copytree(indexed.articles, articles)
+    shutil.copytree(indexed.index, index)
     (articles / "harbour.txt").write_text("Harbour reopens\n\nThe harbour at Dunmore reopened on Friday.\n")
-    synced = qa("index", *folders)
+    synced = qa("index", "--articles", str(articles), "--index", str(index))
     assert "1 added, 0 updated, 0 removed, 6 unchanged; 1 passages embedded" in synced.stdout
 
 
-def test_ask_prints_the_quoted_answer_then_its_numbered_sources(articles: Path, tmp_path: Path) -> None:
-    asked = qa("ask", "Which US oil company can export Venezuelan crude?", "-k", "2",
-               "--articles", str(articles), "--index", str(tmp_path / "index"))
+def test_ask_prints_the_quoted_answer_then_its_numbered_sources(indexed: Indexed) -> None:
+    asked = qa("ask", "Which US oil company can export Venezuelan crude?", "-k", "2", *indexed.folders)
     assert asked.returncode == 0, asked.stderr
     answer, sources = asked.stdout.split("\n\n", 1)
     assert "Chevron" in answer and answer.rstrip().endswith("]")
@@ -53,9 +83,8 @@ def test_ask_prints_the_quoted_answer_then_its_numbered_sources(articles: Path, 
     assert "[2] " in sources
 
 
-def test_ask_json_has_the_quotes_the_sources_and_whether_it_was_found(articles: Path, tmp_path: Path) -> None:
-    asked = qa("ask", "Who interviewed Maduro?", "--json", "-k", "3",
-               "--articles", str(articles), "--index", str(tmp_path / "index"))
+def test_ask_json_has_the_quotes_the_sources_and_whether_it_was_found(indexed: Indexed) -> None:
+    asked = qa("ask", "Who interviewed Maduro?", "--json", "-k", "3", *indexed.folders)
     assert asked.returncode == 0, asked.stderr
     answer = json.loads(asked.stdout)
     assert answer["found"] is True and len(answer["sources"]) == 3
@@ -64,9 +93,8 @@ def test_ask_json_has_the_quotes_the_sources_and_whether_it_was_found(articles: 
     assert cited["text"][answer["quotes"][0]["start"] : answer["quotes"][0]["end"]] == answer["quotes"][0]["text"]
 
 
-def test_ask_says_when_the_articles_do_not_cover_the_question(articles: Path, tmp_path: Path) -> None:
-    asked = qa("ask", "How do I bake a chocolate cake?", "--articles", str(articles),
-               "--index", str(tmp_path / "index"))
+def test_ask_says_when_the_articles_do_not_cover_the_question(indexed: Indexed) -> None:
+    asked = qa("ask", "How do I bake a chocolate cake?", *indexed.folders)
     assert asked.returncode == 0, asked.stderr
     assert asked.stdout.startswith("The articles don't seem to cover this.")
 
@@ -83,16 +111,15 @@ def test_a_missing_articles_folder_exits_1_with_a_message(tmp_path: Path) -> Non
     assert "does not exist" in built.stderr and "Traceback" not in built.stderr
 
 
-def test_skipped_files_are_named_on_standard_error(articles: Path, tmp_path: Path) -> None:
-    (articles / "broken.json").write_text("{not json")
-    built = qa("index", "--articles", str(articles), "--index", str(tmp_path / "index"))
+def test_skipped_files_are_named_on_standard_error(indexed: Indexed) -> None:
+    built = indexed.run
     assert built.returncode == 0
     assert "skipped: broken.json: malformed JSON" in built.stderr
     assert "1 file(s) skipped" in built.stdout
 
 
-def test_ask_takes_a_mode_and_filters(articles: Path, tmp_path: Path) -> None:
-    folders = ["--articles", str(articles), "--index", str(tmp_path / "index")]
+def test_ask_takes_a_mode_and_filters(indexed: Indexed) -> None:
+    folders = indexed.folders
     asked = qa("ask", "strike", "--json", "--passages", "-k", "10", "--mode", "bm25", "--source", "Example Wire",
                "--date-from", "2025-06-01", *folders)
     assert asked.returncode == 0, asked.stderr
@@ -111,14 +138,15 @@ def test_terminal_controls_in_articles_and_file_names_are_never_printed(articles
     )
     (articles / "\x1b[2Jbroken\x1b[0m.json").write_text("{not json")
     folders = ["--articles", str(articles), "--index", str(tmp_path / "index")]
+    answered = qa("ask", "red alert in the harbour\x1b[8m", "-k", "1", *folders)  # builds the missing index
     built = qa("index", *folders)
-    answered = qa("ask", "red alert in the harbour\x1b[8m", "-k", "1", *folders)
     asked = qa("ask", "red alert in the harbour\x1b[8m", "-k", "1", "--passages", *folders)
     as_json = qa("ask", "red alert in the harbour", "-k", "1", "--json", "--passages", *folders)
     for run in (built, answered, asked, as_json):
         assert run.returncode == 0, run.stderr
         assert not [char for char in run.stdout + run.stderr if char in CONTROLS]
     assert "skipped: broken.json: malformed JSON" in built.stderr
+    assert "0 added, 0 updated, 0 removed, 7 unchanged" in built.stdout  # the first ask built the index
     assert "[1] Red alert in the harbour  (score" in answered.stdout and "master raised" in answered.stdout
     assert asked.stdout.startswith("[1] Red alert in the harbour  (score")
     assert "The harbour 2J master raised a red alert on Monday after the ]0;ownedstorm." in asked.stdout

@@ -48,7 +48,11 @@ from qa.embed import Embedder
 qa.build.EMBED_CHUNK = 2  # more cache checkpoints in a small build: more moments worth killing
 TRACED = tuple(os.path.join(os.getcwd(), "qa", name) for name in sys.argv[1].split(","))
 embedder = Embedder()
+# The models load and the encoder paths are chosen here, once, not in every child: passages, questions
+# (the headline self-check) and answer sentences.
 embedder.encode(["warm up"])
+embedder.warm_up()
+embedder.answers.encode_sentences(["Warm up."])
 print(json.dumps({"ready": os.getpid()}), flush=True)
 
 

@@ -51,13 +51,15 @@ def test_eval_reports_every_mode_on_a_tiny_set(tmp_path: Path, embedder: Embedde
     assert result["modes"]["hybrid"]["recall@1"] == 1.0
 
 
-def test_the_cli_writes_the_json_report(tmp_path: Path) -> None:
+def test_the_cli_writes_the_json_report_and_reuses_a_kept_index(tmp_path: Path, embedder: Embedder) -> None:
     from qa.cli import main
 
+    evaluate(TINY, embedder=embedder, index_dir=tmp_path / "index")  # embedded with the session's model
     out = tmp_path / "report.json"
-    assert main(["eval", str(TINY), "--mode", "bm25", "--json", str(out)]) == 0
+    assert main(["eval", str(TINY), "--mode", "bm25", "--index", str(tmp_path / "index"), "--json", str(out)]) == 0
     report = json.loads(out.read_text())
     assert list(report["modes"]) == ["bm25"] and report["questions"] == 3
+    assert report["passages"] == 5 and report["passages_embedded"] == 0
 
 
 def test_a_dataset_folder_without_questions_is_a_clear_error(tmp_path: Path) -> None:

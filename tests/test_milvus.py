@@ -38,18 +38,18 @@ def test_a_faiss_index_moves_to_milvus_lite_without_embedding(faiss_library: Lib
     moved.store.close()
 
 
-def test_qa_index_to_copies_after_syncing(articles: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_qa_index_to_copies_after_syncing(
+    faiss_library: Library, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    faiss_library.sync()  # built with the session's model: the command's sync has nothing to embed
+    folders = ["--articles", str(faiss_library.settings.articles_dir), "--index", str(faiss_library.settings.index_dir)]
     target = f"milvus-lite:{tmp_path / 'copy.db'}"
-    code = main(["index", "--articles", str(articles), "--index", str(tmp_path / "index"), "--to", target])
+    code = main(["index", *folders, "--to", target])
     assert code == 0 and "Copied 14 passages into" in capsys.readouterr().out
 
 
 def test_two_workers_share_the_embedding_and_the_sync_embeds_nothing_more(library: Library) -> None:
-    first, second = Embedder(), Embedder()
-    shares = [
-        embed_share(library.settings, library.store, first, 0, 2),
-        embed_share(library.settings, library.store, second, 1, 2),
-    ]
+    shares = [embed_share(library.settings, library.store, library.embedder, worker, 2) for worker in (0, 1)]
     report = library.sync()
     assert all(shares) and sum(shares) == report.passages_total
     assert report.passages_embedded == 0 and report.added == 6

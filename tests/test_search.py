@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from qa import Library, retrieve
@@ -53,8 +55,7 @@ def test_a_very_long_question_is_refused_politely(seed_library: Library) -> None
         seed_library.retrieve("why " * 1000)
 
 
-def test_the_module_level_retrieve_builds_the_index_on_first_use(seed_library: Library, tmp_path) -> None:
-    articles = seed_library.settings.articles_dir
+def test_the_module_level_retrieve_builds_the_index_on_first_use(articles: Path, tmp_path: Path) -> None:
     hits = retrieve("Who won the national chess title?", k=1, articles_dir=articles, index_dir=tmp_path / "idx")
     assert hits[0].citation.article_id == "briefs.jsonl#chess-prodigy"
     assert (tmp_path / "idx" / "index.sqlite").is_file()
