@@ -71,14 +71,14 @@ class SentenceReranker:
         stage's order."""
         if len(hits) < 2 or self.weight == 0:
             return hits
-        fused = _standardized([hit.score for hit in hits]) + self.weight * _standardized(
+        fused = standardized([hit.score for hit in hits]) + self.weight * standardized(
             self.closest_sentences(question, hits)
         )
         order = sorted(range(len(hits)), key=lambda at: (-fused[at], at))
         return [replace(hits[at], rank=rank, score=float(fused[at])) for rank, at in enumerate(order, start=1)]
 
 
-def _standardized(values: list[float]) -> np.ndarray:
+def standardized(values: list[float]) -> np.ndarray:
     """Values as distances above their minimum in standard deviations (all 0 when they are equal)."""
     array = np.asarray(values, dtype=np.float64)
     spread = float(array.std()) or 1.0

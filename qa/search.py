@@ -15,7 +15,7 @@ import numpy as np
 from .dates import When
 from .embed import Embedder, Vectors
 from .errors import QuestionError
-from .rerank import SentenceReranker
+from .rerank import SentenceReranker, standardized
 from .schema import Citation, Filters, Hit, best_first
 from .store import IndexStore, StoredPassage, restrict
 
@@ -154,10 +154,8 @@ def fuse(rankings: list[list[tuple[int, float]]], weights: tuple[float, ...] | N
     for ranking, weight in zip(rankings, weights, strict=False):
         if not ranking:
             continue
-        scores = np.asarray([score for _, score in ranking], dtype=np.float64)
-        spread = float(scores.std()) or 1.0
-        for row, score in ranking:
-            fused[row] = fused.get(row, 0.0) + weight * (score - float(scores.min())) / spread
+        for (row, _), value in zip(ranking, standardized([score for _, score in ranking]), strict=True):
+            fused[row] = fused.get(row, 0.0) + weight * float(value)
     return best_first(fused.items())
 
 
