@@ -1,8 +1,9 @@
 """Calibrate the answer's "not found" bar (`qa.answer.NOT_FOUND_THRESHOLD`) on the tuning questions.
 
 Questions: `bench/data/bbc-paraphrase/tune.jsonl` (120 answerable paraphrased questions and 44
-off-topic or near-miss ones over the BBC News corpus, `--corpus DIR`) and
-`bench/data/seed-paraphrase/tune.jsonl` (over the shipped article in `seeds/`). The confirmation
+off-topic or near-miss ones over the BBC News corpus, `--corpus DIR`), the 280 unanswerable ones of
+`bench/data/bbc-unanswerable/` over the same corpus, and `bench/data/seed-paraphrase/tune.jsonl`
+(over the shipped article in `seeds/`). The confirmation
 halves (`confirm.jsonl`) are never read here.
 
 For each bar on the closest sentence's similarity it prints how many answerable questions would be
@@ -29,9 +30,9 @@ DATA = Path(__file__).resolve().parent / "data"
 BARS = (0.25, 0.30, 0.33, 0.35, 0.37, 0.40, 0.42, 0.45, 0.50)
 
 
-def asked(library: Library, questions_file: Path) -> list[tuple[bool, Answer]]:
-    """(answerable, answer) for each question of the file, 5 sources each."""
-    _, questions = read_dataset(questions_file, with_passages=False)
+def asked(library: Library, *questions_files: Path) -> list[tuple[bool, Answer]]:
+    """(answerable, answer) for each question of the files, 5 sources each."""
+    questions = [q for path in questions_files for q in read_dataset(path, with_passages=False)[1]]
     return [(bool(q.answers), library.answer(q.question, 5)) for q in questions]
 
 
@@ -46,7 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     base = Settings.from_env()
     news = Library(replace(base, articles_dir=args.corpus / "raw", index_dir=args.work / "bbc"))
     seed = Library(replace(base, articles_dir=REPO_ROOT / "seeds", index_dir=args.work / "seeds"), news.embedder)
-    results = asked(news, DATA / "bbc-paraphrase" / "tune.jsonl") + asked(seed, DATA / "seed-paraphrase" / "tune.jsonl")
+    unanswerable = sorted((DATA / "bbc-unanswerable").glob("*.jsonl"))
+    results = asked(news, DATA / "bbc-paraphrase" / "tune.jsonl", *unanswerable)
+    results += asked(seed, DATA / "seed-paraphrase" / "tune.jsonl")
     answerable = [a for ok, a in results if ok]
     off_topic = [a for ok, a in results if not ok]
     print(f"{len(answerable)} answerable, {len(off_topic)} off-topic questions")

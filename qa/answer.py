@@ -13,6 +13,7 @@ no retrieved passage mentions.
 
 from __future__ import annotations
 
+import difflib
 import logging
 import re
 import time
@@ -57,6 +58,7 @@ _NAMED = re.compile(
     rf"(?<=\s){_CAPITALIZED}(?:[ ]+(?:{_CAPITALIZED}|{_MODEL}\b))*|\b(?:1[89]|20)\d\d\b"
 )
 PHRASE_DEPTH = 20  # passages sharing a name's words that are searched for the name as a phrase
+NEAR_SPELLING = 0.85  # a word this similar to a passage's (difflib's ratio) is taken for a misspelling of it
 COMMON_NAME = 300  # a known name whose every word is in this many passages does not vouch for an unknown one
 
 
@@ -229,7 +231,7 @@ class Composer:
         ranked = sorted(
             (q for own in own_quotes for q in own if _quotable(q)), key=lambda q: (-q.score, q.number, q.start)
         )
-        unknown = tuple(dict.fromkeys(self._unknown(question) + tuple(missing_years(question, hits))))
+        unknown = tuple(dict.fromkeys(self._unknown(question, hits) + tuple(missing_years(question, hits))))
         closest = max((q.match for own in own_quotes for q in own), default=0.0)
         found = bool(ranked) and closest >= self.threshold and not unknown
         chosen = self._choose(ranked) if found else []
@@ -254,7 +256,7 @@ class Composer:
                 chosen.append(quote)
         return chosen
 
-    def _unknown(self, question: str) -> tuple[str, ...]:
+    def _unknown(self, question: str, hits: Sequence[Hit] = ()) -> tuple[str, ...]:
         """The question's names and years when none of them is in any passage of the collection.
 
         A name with a model number ("Galaxy S10") must occur as that phrase, not only word by word.
@@ -263,7 +265,7 @@ class Composer:
         that name is a common one (`_common`).
         """
         named = named_words(question)
-        missing = tuple(name for name in named if not self._known(name))
+        missing = tuple(name for name in named if not self._known(name, hits))
         telling = [name for name in named if name in missing or not self._common(name)]
         return missing if len(missing) == len(telling) else ()
 
@@ -275,17 +277,30 @@ class Composer:
         counts = [len(store.search_terms(word, common)) for word in name.split() if terms([word])[0]]
         return bool(counts) and min(counts) >= common
 
-    def _known(self, name: str) -> bool:
+    def _known(self, name: str, hits: Sequence[Hit] = ()) -> bool:
         """Whether some passage of the collection holds the name. A product with a model number
-        ("Galaxy S10", "PlayStation 4") must occur as that phrase; other names word by word (readers
-        write "Prime Minister Blair" or "the Oriental Courts" for what the articles spell otherwise)."""
+        ("Galaxy S10", "PlayStation 4") must occur as that phrase; a name of one word anywhere; the
+        capitalized words of a longer name together in one passage (of those sharing most of its words
+        and the question's `hits`), in any order and form ("Prime Minister Blair", "the Oriental
+        Courts"), each as it is or spelt nearly the same."""
         store = self.library.store
         words = name.split()
         if not any(char.isdigit() for char in name):
-            return any(store.search_terms(word, 1) for word in words if terms([word])[0])
+            wanted = set(terms([" ".join(part for part in re.split(r"[\s-]+", name) if part[:1].isupper())])[0])
+            if len(wanted) < 2:
+                return any(store.search_terms(word, 1) for word in words if terms([word])[0])
+            rows = [row for row, _ in store.search_terms(name, PHRASE_DEPTH)]
+            texts = [passage.text for passage in store.passages(rows).values()] + [hit.text for hit in hits]
+            return any(_holds_all(wanted, set(found)) for found in terms(texts))
         phrase = re.compile(r"\b" + r"[\s-]+".join(map(re.escape, words)) + r"\b", re.IGNORECASE)
         rows = [row for row, _ in store.search_terms(name, PHRASE_DEPTH)]
         return any(phrase.search(passage.text) for passage in store.passages(rows).values())
+
+
+def _holds_all(wanted: set[str], found: set[str]) -> bool:
+    """Whether every wanted term is among the found ones, or one spelt nearly the same ("Counil",
+    "Noveau", "Beausejour" for "Council", "Nouveau", "Beauséjour")."""
+    return all(term in found or difflib.get_close_matches(term, found, 1, NEAR_SPELLING) for term in wanted)
 
 
 def named_words(question: str) -> list[str]:

@@ -153,6 +153,27 @@ def test_one_known_name_beside_an_unknown_one_is_taken_for_a_misspelling(compose
     assert answer.found and answer.unknown == () and "Ramonet" in quoted(answer)
 
 
+def test_the_words_of_a_longer_name_must_meet_in_one_passage(embedder: Embedder, tmp_path: Path) -> None:
+    (tmp_path / "articles").mkdir()
+    (tmp_path / "articles" / "founder.txt").write_text(
+        "Web entrepreneurs\n\nMartha Lane Fox, who co-founded the travel site lastminute.com, is to step down "
+        "as its managing director, the company said on Monday.\n")
+    (tmp_path / "articles" / "broker.txt").write_text(
+        "Broker results\n\nThe broker Collins Stewart said its profits rose by a fifth last year, helped by "
+        "busier stock markets in London.\n")
+    library = Library(Settings(articles_dir=tmp_path / "articles", index_dir=tmp_path / "index"), embedder=embedder)
+    assert library.answer("Which website did Martha Lane Fox start?", k=1).found
+    apart = library.answer("Why was Martha Stewart sent to prison?", k=1)  # "Martha" and "Stewart" in two articles
+    assert not apart.found and apart.unknown == ("Martha Stewart",)
+
+
+def test_a_nearly_right_spelling_of_a_name_counts_as_the_name(embedder: Embedder, tmp_path: Path) -> None:
+    library = one_article(tmp_path, embedder, "City hall\n\nThe Warsaw City Council has 60 members, elected "
+                          "every four years, and meets in the Palace of Culture.\n")
+    answer = library.answer("How many members are on the Warsaw City Counil?", k=1)
+    assert answer.found and answer.unknown == () and "60 members" in answer.quotes[0].text
+
+
 def test_a_model_number_must_occur_with_its_name(embedder: Embedder, tmp_path: Path) -> None:
     library = one_article(tmp_path, embedder, "Console sales\n\nSony sold 4.5 million PlayStation 2 consoles in "
                           "Europe over Christmas, more than any other games machine, the firm said on Monday.\n")
