@@ -2,11 +2,13 @@
 
 A synthetic index is made of real passages: a few BBC articles are indexed for real (split and
 embedded by the pipeline), then `fill` writes N passages sampled from them into an articles
-folder (`synthetic/part-NNNN.jsonl`, one article of 2-6 passages a line) and inserts them straight
-into the index with `Store.apply`, each with its source passage's vector plus Gaussian noise, re-normalized
-(cosine about 0.7 to the source: a spread like that of distinct passages). A following
-`Library.sync()` sees every synthetic article as unchanged, so the index behaves as if it had
-been built from that folder, without embedding it.
+folder (`synthetic/part-NNNN.jsonl`, one article of 2-6 passages a line, no two with the same
+body) and writes the index of that folder straight into the index folder, in bulk: each passage
+with its source passage's vector plus Gaussian noise, re-normalized (cosine about 0.7 to the
+source: a spread like that of distinct passages), and its real text and terms for BM25. A
+following `Library.sync()` sees every synthetic article as unchanged, so the index behaves as if
+it had been built from that folder, without embedding it. Synthetic passages have no sentence
+vectors (`synthetic_library`): the second stage is measured on real articles by `qa eval`.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from __future__ import annotations
 import json
 import resource
 import statistics
+from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -24,9 +28,9 @@ from qa import Library, Settings
 from qa.articles import load_file
 from qa.embed import Embedder
 from qa.hashing import digest
-from qa.lexical import terms
-from qa.schema import Passage
-from qa.store import Change, Store
+from qa.lexical import LexicalIndex, Part, Segment, terms
+from qa.store import FORMAT_VERSION, Store, build_faiss, choose_layout
+from qa.store.faiss_files import feasible_layout, write_faiss
 
 from .bbc import bbc_files as all_bbc_files
 
@@ -98,74 +102,192 @@ def build_base(corpus: Path, scratch: Path, articles: int, embedder: Embedder) -
     return base
 
 
-def fill(library: Library, passages: int, base: Base, seed: int = 0, chunk: int = 200_000) -> int:
+def synthetic_library(settings: Settings, embedder: Embedder) -> Library:
+    """A library for a synthetic index: its syncs do not embed sentence vectors for the synthetic articles."""
+    library = Library(replace(settings, rerank=False), embedder=embedder)
+    library.sentences = None  # type: ignore[assignment]  # `sync` skips sentence vectors without them
+    return library
+
+
+def fill(library: Library, passages: int, base: Base, seed: int = 0, chunk: int = 100_000) -> int:
     """Write `synthetic/*.jsonl` into the (empty) articles folder and build the index of it from `base`.
 
     Returns the passages inserted. The library's settings must be those `base` was built with.
-    Large sizes are inserted `chunk` passages at a time (one `Store.apply` each, the first a reset),
-    so memory stays that of one chunk; the FAISS index is written exact ("flat") while filling, and
-    the library's first `sync()` rebuilds it in the layout its settings ask for, from the stored
-    vectors (as after a change of QA_FAISS_INDEX).
+    Everything is written in bulk, straight into the index folder (one generation, as `Store.apply`
+    writes it): the article files, SQLite rows and vector cache `chunk` passages at a time, one BM25
+    segment counted with numpy, and the FAISS index in the layout the library's settings choose for
+    this size, its vectors generated again chunk by chunk rather than held. Memory stays that of the
+    FAISS index plus one chunk, and the library's first `sync()` finds the index up to date.
     """
     rng = np.random.default_rng(seed)
-    bodies: set[str] = set()
-    folder = library.settings.articles_dir / SYNTHETIC_FOLDER
-    folder.mkdir(parents=True, exist_ok=True)
-    writer = Store(library.settings.index_dir, "flat")
-    total = articles = 0
-    while total < passages:
-        picks: list[list[int]] = []
-        lines: list[str] = []
-        wanted = min(passages, total + chunk)
-        while total < wanted:
-            pick = rng.integers(0, len(base.texts), size=min(int(rng.integers(2, 7)), wanted - total)).tolist()
-            body = "\n\n".join(base.texts[at] for at in pick)
-            if body in bodies:
-                continue  # an article body is indexed once however many files hold it
-            bodies.add(body)
-            number = articles + len(picks)
-            lines.append(json.dumps({"id": f"s{number}", "title": base.titles[number % len(base.titles)],
-                                     "text": body}) + "\n")
-            picks.append(pick)
-            total += len(pick)
-        _insert_chunk(writer, folder, articles, picks, lines, base, rng, reset=articles == 0)
-        articles += len(picks)
-    writer.close()
-    return total
-
-
-def _insert_chunk(store: Store, folder: Path, first: int, picks: list[list[int]], lines: list[str], base: Base,
-                  rng: np.random.Generator, reset: bool) -> None:
-    """Write articles `first`.. (one line each, ARTICLES_PER_FILE a file) and insert their passages."""
-    articles = []
-    parts = range(first // ARTICLES_PER_FILE, (first + len(lines) - 1) // ARTICLES_PER_FILE + 1)
-    for number in parts:
-        start, stop = max(first, number * ARTICLES_PER_FILE), (number + 1) * ARTICLES_PER_FILE
-        with (folder / f"part-{number:04d}.jsonl").open("a", encoding="utf-8") as handle:  # may span two chunks
-            handle.write("".join(lines[start - first : stop - first]))
-    for number in parts:
-        relative = f"{SYNTHETIC_FOLDER}/part-{number:04d}.jsonl"
-        found, _ = load_file(folder / f"part-{number:04d}.jsonl", relative)
-        articles += [a for a in found if first <= int(a.article_id.rsplit("#s", 1)[1]) < first + len(picks)]
-    change = Change(upsert_articles=articles, manifest=dict(base.manifest), reset=reset)
-    sources: list[int] = []
-    for offset, (article, pick) in enumerate(zip(articles, picks, strict=True)):
-        number = first + offset
-        change.add_bodies[article.body_hash] = article.text
-        start = 0
-        for ordinal, at in enumerate(pick):
-            text = base.texts[at]
-            start = article.text.index(text, start)
-            change.new_passages.append(Passage(article.body_hash, ordinal, start, start + len(text), ordinal, text))
-            change.vector_keys.append(digest(f"synthetic\x1f{number}\x1f{ordinal}"))
-            change.new_terms.append(base.title_terms[number % len(base.titles)] + base.text_terms[at])
-            sources.append(at)
-            start += len(text)
-    noisy = base.vectors[sources] + rng.normal(0.0, NOISE, (len(sources), base.vectors.shape[1])).astype(np.float32)
-    change.new_vectors = (noisy / np.linalg.norm(noisy, axis=1, keepdims=True)).astype(np.float32)
+    sources, bounds = _draw_articles(rng, passages, base.texts)
+    settings = library.settings
+    store = Store(settings.index_dir, settings.faiss_index)
     with store.writing():
-        store.cache_vectors(change.vector_keys, change.new_vectors)
-        store.apply(change)
+        body_hashes = _write_articles(store, settings.articles_dir / SYNTHETIC_FOLDER, sources, bounds, base)
+        _write_passages(store, sources, bounds, body_hashes, base, seed, chunk)
+        manifest = {**base.manifest, "format": FORMAT_VERSION, "generation": 1, "checksums": {}}
+        lexical, checksums = store.segments.write(_lexical(sources, bounds, base), "lexical-1", {})
+        del lexical
+        dimension = int(base.vectors.shape[1])
+        layout = feasible_layout(choose_layout(settings.faiss_index, len(sources)), dimension, len(sources))
+        index, layout = build_faiss(layout, dimension, len(sources),
+                                    lambda: _vector_chunks(base, sources, seed, chunk))
+        checksums["vectors-1.faiss"] = write_faiss(index, settings.index_dir / "vectors-1.faiss")
+        del index
+        manifest.update(faiss="vectors-1.faiss", faiss_index=str(layout), lexical="lexical-1", checksums=checksums)
+        with store.db:
+            store.db.execute("BEGIN IMMEDIATE")
+            store.catalog.set_manifest(manifest, replace=True)
+    store.close()
+    return len(sources)
+
+
+def _draw_articles(
+    rng: np.random.Generator, passages: int, texts: list[str]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Articles of 2-6 passages drawn from the base passages `texts` (the last one cut to make `passages`),
+    no two with the same body: (sources, bounds), the base passage of each synthetic passage and the
+    (articles + 1,) offsets of each article's passages in `sources`."""
+    first_of: dict[str, int] = {}
+    canonical = np.asarray([first_of.setdefault(text, at) for at, text in enumerate(texts)], dtype=np.int64)
+    drawn = np.zeros((0, 6), dtype=np.int64)  # an article a row, -1 after its last passage
+    while True:
+        more = passages // 2 + 16
+        sizes = rng.integers(2, 7, size=more)
+        picks = rng.integers(0, len(texts), size=(more, 6))
+        picks[np.arange(6) >= sizes[:, None]] = -1
+        drawn = np.concatenate([drawn, picks])
+        bodies = np.where(drawn < 0, -1, canonical[np.maximum(drawn, 0)])
+        order = np.sort(np.unique(bodies, axis=0, return_index=True)[1])  # a body is indexed once
+        sizes = (drawn[order] >= 0).sum(axis=1)
+        ends = np.cumsum(sizes)
+        if ends[-1] < passages:
+            continue
+        count = int(np.searchsorted(ends, passages)) + 1
+        cut = passages - int(ends[count - 1] - sizes[count - 1])  # passages the last article keeps
+        last = bodies[order[count - 1]].copy()
+        last[cut:] = -1
+        if cut == sizes[count - 1] or not (bodies[order[: count - 1]] == last).all(axis=1).any():
+            break
+        drawn = np.delete(drawn, order[count - 1], axis=0)  # the cut article would repeat an earlier one
+    kept = drawn[order[:count]].copy()
+    kept[-1, cut:] = -1
+    sizes = (kept >= 0).sum(axis=1)
+    return kept[kept >= 0].astype(np.int64), np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+
+
+def _write_articles(store: Store, folder: Path, sources: npt.NDArray[np.int64], bounds: npt.NDArray[np.int64],
+                    base: Base) -> list[str]:
+    """Write the article files (ARTICLES_PER_FILE lines each), read them back as the build does, and
+    insert their articles and bodies. Returns each article's body hash, in order."""
+    folder.mkdir(parents=True, exist_ok=True)
+    escaped = [json.dumps(text)[1:-1] for text in base.texts]
+    titles = [json.dumps(title) for title in base.titles]
+    body_hashes: list[str] = []
+    db = store.db
+    for first in range(0, len(bounds) - 1, ARTICLES_PER_FILE):
+        numbers = range(first, min(first + ARTICLES_PER_FILE, len(bounds) - 1))
+        lines = "".join(
+            f'{{"id": "s{number}", "title": {titles[number % len(titles)]}, "text": "'
+            + "\\n\\n".join(escaped[at] for at in sources[bounds[number] : bounds[number + 1]].tolist())
+            + '"}\n'
+            for number in numbers
+        )
+        path = folder / f"part-{first // ARTICLES_PER_FILE:04d}.jsonl"
+        path.write_text(lines, encoding="utf-8")
+        articles, problems = load_file(path, f"{SYNTHETIC_FOLDER}/{path.name}")
+        if problems or len(articles) != len(numbers):
+            raise RuntimeError(f"{path} does not read back as written: {problems}")
+        with db:
+            db.execute("BEGIN IMMEDIATE")
+            db.executemany(
+                "INSERT INTO articles VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                ((a.article_id, a.record_hash, a.body_hash, a.title, a.source, a.url, a.date, a.author, a.publisher)
+                 for a in articles),
+            )
+            db.executemany("INSERT INTO bodies VALUES (?, ?)", ((a.body_hash, a.text) for a in articles))
+        body_hashes += [a.body_hash for a in articles]
+    return body_hashes
+
+
+def _write_passages(store: Store, sources: npt.NDArray[np.int64], bounds: npt.NDArray[np.int64],
+                    body_hashes: list[str], base: Base, seed: int, chunk: int) -> None:
+    """Insert the passages (row = position + 1) and their cached vectors, `chunk` at a time."""
+    owners = np.repeat(np.arange(len(bounds) - 1), np.diff(bounds))
+    ordinals = np.arange(len(sources)) - bounds[owners]
+    lengths = np.asarray([len(text) for text in base.texts], dtype=np.int64)[sources]
+    joined = np.cumsum(lengths + 2) - lengths - 2  # where each passage starts in all bodies joined by blank lines
+    starts = joined - joined[bounds[owners]]
+    title_terms = [" ".join(words) for words in base.title_terms]
+    text_terms = [" ".join(words) for words in base.text_terms]
+    for rows, vectors in _vector_chunks(base, sources, seed, chunk):
+        start, stop = int(rows[0]) - 1, int(rows[-1])
+        at = sources[start:stop].tolist()
+        owner = owners[start:stop].tolist()
+        ordinal = ordinals[start:stop].tolist()
+        keys = [digest(f"synthetic\x1f{number}\x1f{place}") for number, place in zip(owner, ordinal, strict=True)]
+        begin = starts[start:stop].tolist()
+        with store.db:
+            store.db.execute("BEGIN IMMEDIATE")
+            store.db.executemany(
+                'INSERT INTO passages (row, body_hash, ordinal, start, "end", paragraph, text, vector_key, terms) '
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                zip(range(start + 1, stop + 1), [body_hashes[number] for number in owner], ordinal, begin,
+                    (starts[start:stop] + lengths[start:stop]).tolist(), ordinal,
+                    [base.texts[source] for source in at], keys,
+                    [f"{title_terms[number % len(title_terms)]} {text_terms[source]}".strip()
+                     for number, source in zip(owner, at, strict=True)], strict=True),
+            )
+            store.db.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?)",
+                                 zip(keys, (vector.tobytes() for vector in vectors), strict=True))
+
+
+def _chunk_ranges(total: int, chunk: int) -> list[tuple[int, int]]:
+    return [(start, min(total, start + chunk)) for start in range(0, total, chunk)]
+
+
+def _vector_chunks(base: Base, sources: npt.NDArray[np.int64], seed: int,
+                   chunk: int) -> Iterator[tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]]:
+    """(rows, (n, d) float32 vectors) of the synthetic passages, `chunk` at a time: each its source
+    vector plus Gaussian noise, re-normalized. The same on every call (one seed per chunk)."""
+    for number, (start, stop) in enumerate(_chunk_ranges(len(sources), chunk)):
+        rng = np.random.default_rng([seed, number])
+        noisy = base.vectors[sources[start:stop]]
+        noisy += NOISE * rng.standard_normal(noisy.shape, dtype=np.float32)
+        noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
+        yield np.arange(start + 1, stop + 1, dtype=np.int64), noisy
+
+
+def _lexical(sources: npt.NDArray[np.int64], bounds: npt.NDArray[np.int64], base: Base) -> LexicalIndex:
+    """One BM25 segment of every synthetic passage: its article's title terms and its source's terms.
+
+    Each (title, source) pair in use is counted once; the passages' (term, count) pairs are gathered
+    from those with numpy and sorted term-major (stable, so positions increase within a term).
+    """
+    vocabulary = sorted({term for words in base.title_terms + base.text_terms for term in words})
+    ids = {term: at for at, term in enumerate(vocabulary)}
+    owners = np.repeat(np.arange(len(bounds) - 1), np.diff(bounds))
+    pairs, combo_of = np.unique((owners % len(base.titles)) * len(base.texts) + sources, return_inverse=True)
+    counted = [Counter(base.title_terms[title] + base.text_terms[source])
+               for title, source in zip(*np.divmod(pairs, len(base.texts)), strict=True)]
+    terms_of = np.fromiter((ids[term] for found in counted for term in found), dtype=np.int32)
+    counts_of = np.fromiter((count for found in counted for count in found.values()), dtype=np.float32)
+    sizes = np.fromiter((len(found) for found in counted), dtype=np.int64, count=len(counted))
+    totals = np.fromiter((found.total() for found in counted), dtype=np.float32, count=len(counted))
+    starts = np.cumsum(sizes) - sizes
+    sizes, starts = sizes[combo_of], starts[combo_of]  # per passage
+    gather = np.arange(int(sizes.sum()), dtype=np.int64) + np.repeat(starts - (np.cumsum(sizes) - sizes), sizes)
+    term_of, counts = terms_of[gather], counts_of[gather]
+    del gather
+    docs = np.repeat(np.arange(len(sources), dtype=np.int32), sizes)
+    order = np.argsort(term_of, kind="stable")
+    indptr = np.zeros(len(vocabulary) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(term_of, minlength=len(vocabulary)), out=indptr[1:])
+    del term_of
+    segment = Segment(rows=np.arange(1, len(sources) + 1, dtype=np.int64), lengths=totals[combo_of],
+                      vocabulary=vocabulary, indptr=indptr, docs=docs[order], counts=counts[order])
+    return LexicalIndex([Part(segment)])
 
 
 def percentile(values: list[float], share: float) -> float:

@@ -14,9 +14,12 @@ fusion, citations). It times the first search stage (`rerank=False`): synthetic 
 sentence vectors, so the second stage (`qa.rerank`, about one more question encoding) is measured on
 real articles by `qa eval` instead. Beside it, the bare libraries on the same index and questions:
 `model.encode(question)` + FAISS `index.search` on one thread (dense), bm25s tokenize + score + top-k (bm25),
-and their sum (hybrid), at the depth `retrieve` searches (30). Memory: the process's RSS after each
-size and its peak so far, against the RSS with only the model loaded (the "baseline": model,
-torch and the real base index) and the bytes of the vectors and passage texts.
+and their sum (hybrid), at the depth `retrieve` searches (30). Memory: the process's RSS once each
+index is loaded and searched (before the bare libraries load theirs) and its peak so far, against
+the RSS with only the model loaded (the "baseline": model, torch and the real base index) and the
+bytes of the vectors and passage texts. With 1,000,000 passages among the sizes, the targets for
+that size (`TARGETS`: hybrid p50 and p95, index memory, minutes the whole run takes) are printed
+beside the measured values, met or missed.
 """
 
 from __future__ import annotations
@@ -26,7 +29,6 @@ import gc
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -46,10 +48,14 @@ from .corpus import (
     percentile,
     questions,
     settings_for,
+    synthetic_library,
     write_json,
 )
 
 MODES = ("dense", "bm25", "hybrid")
+TARGET_SIZE = 1_000_000  # the targets hold at this many passages
+TARGETS = {"hybrid p50 ms": 30.0, "hybrid p95 ms": 60.0, "index RSS / (vectors + text)": 1.3,
+           "benchmark minutes": 15.0}  # upper bounds
 K = 5
 DEPTH = 30  # what `qa.search.search` fetches from each side for k = 5
 
@@ -93,7 +99,7 @@ def measure(size: int, scratch: Path, embedder: Embedder, base: Base, asked: lis
     """Latency per mode, bare-library latency and memory for one synthetic index of `size` passages."""
     folder = scratch / f"articles-{size}"
     folder.mkdir()
-    library = Library(replace(settings_for(folder, scratch / f"index-{size}"), rerank=False), embedder=embedder)
+    library = synthetic_library(settings_for(folder, scratch / f"index-{size}"), embedder)
     started = time.perf_counter()
     inserted = fill(library, size, base)
     fill_seconds = time.perf_counter() - started
@@ -105,6 +111,8 @@ def measure(size: int, scratch: Path, embedder: Embedder, base: Base, asked: lis
     for question in asked[:3]:
         for mode in MODES:
             library.retrieve(question, k=K, mode=mode)
+    gc.collect()
+    index_rss = current_rss_mb()  # the index loaded and searched, before the bare libraries load theirs
     times: dict[str, list[float]] = {mode: [] for mode in MODES}
     bare = Bare(library)
     raw: dict[str, list[float]] = {mode: [] for mode in MODES}
@@ -126,7 +134,7 @@ def measure(size: int, scratch: Path, embedder: Embedder, base: Base, asked: lis
     memory = {
         "passages": inserted,
         "faiss_index": library.store.manifest().get("faiss_index", "Flat"),
-        "rss_mb": round(current_rss_mb()),
+        "rss_mb": round(index_rss),
         "peak_rss_mb": round(peak_rss_mb()),
         "vectors_mb": round(inserted * int(base.manifest["dimension"]) * 4 / 2**20, 1),  # type: ignore[call-overload]
         "text_mb": round(text_bytes / 2**20, 1),
@@ -135,6 +143,19 @@ def measure(size: int, scratch: Path, embedder: Embedder, base: Base, asked: lis
     }
     library.store.close()
     return {**figures, "memory": memory}
+
+
+def targets(results: dict[str, object]) -> dict[str, tuple[float, float]]:
+    """Each target at TARGET_SIZE passages: (bound, measured)."""
+    entry: dict[str, dict[str, float]] = results[str(TARGET_SIZE)]  # type: ignore[assignment]
+    memory = entry["memory"]
+    index_mb = memory["rss_mb"] - results["baseline_rss_mb"]  # type: ignore[operator]
+    measured = {
+        "hybrid p50 ms": entry["hybrid"]["p50_ms"], "hybrid p95 ms": entry["hybrid"]["p95_ms"],
+        "index RSS / (vectors + text)": round(index_mb / (memory["vectors_mb"] + memory["text_mb"]), 2),
+        "benchmark minutes": results["minutes"],
+    }
+    return {name: (bound, measured[name]) for name, bound in TARGETS.items()}  # type: ignore[misc]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -159,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     base_articles = 30 if args.quick else 100
 
     results: dict[str, object] = {}
+    started = time.perf_counter()
     with tempfile.TemporaryDirectory() as folder:
         scratch = Path(folder)
         embedder = Embedder()
@@ -170,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
             results[str(size)] = measure(size, scratch, embedder, base, asked)
             gc.collect()
     results["peak_rss_mb"] = round(peak_rss_mb())
+    results["minutes"] = round((time.perf_counter() - started) / 60, 1)
     results["base"] = {"articles": base_articles, "passages": len(base.texts), "questions": len(asked), "k": K,
                        "threads": args.threads or "default"}
 
@@ -189,7 +212,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {size:,} | {memory['rss_mb']} | {memory['rss_mb'] - results['baseline_rss_mb']} | "  # type: ignore[operator]
               f"{round(memory['vectors_mb'] + memory['text_mb'])} | {memory['peak_rss_mb']} |")
     print(f"\nbaseline RSS (model, torch, base index) {results['baseline_rss_mb']} MB; "
-          f"peak RSS {results['peak_rss_mb']} MB")
+          f"peak RSS {results['peak_rss_mb']} MB; {results['minutes']} minutes")
+    if str(TARGET_SIZE) in results:
+        print(f"\ntargets at {TARGET_SIZE:,} passages\n\n| target | bound | measured | |\n|---|---:|---:|---|")
+        for name, (bound, value) in targets(results).items():
+            print(f"| {name} | <= {bound} | {value} | {'met' if value <= bound else 'missed'} |")
     write_json(args.json, results)
     return 0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -66,6 +67,7 @@ class Library:
         self._composer: Composer | None = None
         self._synced = False
         self._sync_lock = threading.Lock()
+        self._beside = ThreadPoolExecutor(1, thread_name_prefix="qa-bm25")  # BM25 beside the dense search
         self.file_cache = FileCache()  # what each article file held at the last sync
         self._article_map: tuple[tuple[object, object], ArticleMap] | None = None  # (index generation, map)
         self._article_map_lock = threading.Lock()
@@ -134,7 +136,7 @@ class Library:
         when = read_when(question, self.store.newest_date()) if self.settings.read_dates else None
         return search(
             question, k, self.store, self.embedder, mode or self.settings.mode, filters, query_vector, when=when,
-            rerank=self.reranker,
+            rerank=self.reranker, beside=self._beside,
         )
 
     def answer(

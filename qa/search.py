@@ -8,6 +8,7 @@ stage (`qa.rerank`) can then re-order the best of them by their closest sentence
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
 from datetime import date
 
 import numpy as np
@@ -73,6 +74,7 @@ def search(
     query_vector: Vectors | None = None,
     when: When | None = None,
     rerank: SentenceReranker | None = None,
+    beside: Executor | None = None,
 ) -> list[Hit]:
     """The `k` best passages for `question`, best first, each citing its article(s).
 
@@ -83,11 +85,13 @@ def search(
         when: the time the question asks about (see `qa.dates.read_when`): a period keeps dated
             articles of that period and every undated one; "recent" boosts the newest articles.
         rerank: a second stage that re-orders the best `rerank.depth` passages (see `qa.rerank`).
+        beside: where a hybrid search scores BM25 while the question is encoded and searched densely
+            (a thread: both sides mostly run outside the GIL); None scores one side after the other.
     """
     question = clean_question(question)
     k = check_k(k)
     depth = max(3 * k, 30, rerank.depth if rerank else 0)
-    ranked = rank(question, depth, store, embedder, mode, filters, query_vector, when)
+    ranked = rank(question, depth, store, embedder, mode, filters, query_vector, when, beside)
     if rerank is None:
         return compose(ranked, k, store)
     return rerank(question, compose(ranked, max(k, rerank.depth), store))[:k]
@@ -102,16 +106,23 @@ def rank(
     filters: Filters | None = None,
     query_vector: Vectors | None = None,
     when: When | None = None,
+    beside: Executor | None = None,
 ) -> list[tuple[int, float]]:
     """(row, score) of the passages for `question`, best first, copies not merged: the `depth` best of
     each side (dense, BM25), fused in hybrid mode. Arguments as for `search`; the question is clean."""
     mode = check_mode(mode)
     period = (_iso(when.start), _iso(when.end)) if when is not None and (when.start or when.end) else None
     restriction = restrict(filters, period)
+    later = None  # BM25 beside the dense side; not with a restriction: each side would read the allowed rows
+    if beside is not None and mode == "hybrid" and restriction is None:
+        later = beside.submit(store.search_terms, question, depth)
     if query_vector is None and mode != "bm25":
         query_vector = embedder.encode_query(question)
     dense = store.search(query_vector, depth, restriction) if mode != "bm25" else []
-    lexical = store.search_terms(question, depth, restriction) if mode != "dense" else []
+    if later is not None:
+        lexical = later.result()
+    else:
+        lexical = store.search_terms(question, depth, restriction) if mode != "dense" else []
     if mode == "dense":
         ranked = dense
     elif mode == "bm25":

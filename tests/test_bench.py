@@ -1,4 +1,5 @@
-"""The benchmarks say which corpus they read (`--corpus DIR`) and stop with that sentence without it."""
+"""The benchmarks say which corpus they read (`--corpus DIR`) and stop with that sentence without it;
+a synthetic index holds what a build of its articles folder would."""
 
 from __future__ import annotations
 
@@ -6,11 +7,18 @@ import importlib
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bench.bbc import CORPUS_HELP
+from bench.corpus import Base, fill, real_base, settings_for, synthetic_library
+from qa import Library
+from qa.embed import Embedder
+from qa.lexical import LexicalIndex
+from tests.conftest import FIXTURES
 
 ROOT = Path(__file__).resolve().parent.parent
 READERS = ["ann", "bbc_dataset", "calibrate_not_found", "fastpath", "incremental", "latency", "lexical_rebuild",
@@ -51,3 +59,51 @@ def test_a_missing_corpus_exits_1_with_a_sentence_and_no_traceback(tmp_path: Pat
         env={**env, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=120,
     )
     assert run.returncode == 1 and CORPUS_HELP in run.stderr and "Traceback" not in run.stderr
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Base:
+    """Real passages to sample from: the fixture articles, indexed for real."""
+    folder = tmp_path_factory.mktemp("base")
+    library = Library(settings_for(FIXTURES / "articles", folder / "index"), embedder=embedder)
+    library.sync()
+    found = real_base(library)
+    library.store.close()
+    return found
+
+
+def test_a_synthetic_index_is_what_a_build_of_its_articles_folder_would_hold(
+    base: Base, tmp_path: Path, embedder: Embedder
+) -> None:
+    settings = replace(settings_for(tmp_path / "articles", tmp_path / "index"), faiss_index="IVF4,Flat nprobe=4")
+    settings.articles_dir.mkdir()
+    library = synthetic_library(settings, embedder)
+
+    assert fill(library, 3001, base) == 3001
+    assert library.store.check() == []
+    report = library.sync()
+    assert (report.added, report.updated, report.removed, report.passages_total) == (0, 0, 0, 3001)
+    assert library.store.manifest()["faiss_index"] == "IVF4,Flat nprobe=4"
+
+    db = library.store.db
+    bodies = [text for (text,) in db.execute("SELECT text FROM bodies")]
+    assert len(bodies) == len(set(bodies)) == db.execute("SELECT COUNT(*) FROM articles").fetchone()[0]
+    sizes = [count for (count,) in db.execute("SELECT COUNT(*) FROM passages GROUP BY body_hash")]
+    assert max(sizes) <= 6 and sorted(sizes)[1] >= 2  # 2-6 passages an article, the last one cut to fit
+    rows, stored_terms = library.store.catalog.terms()
+    exhaustive = LexicalIndex.build(rows, stored_terms)  # BM25 counted from the stored terms, passage by passage
+    for question in ("What did the central bank decide about rates?", "glacier melting study", "lighthouse keeper"):
+        assert library.store.search_terms(question, 20) == exhaustive.search(question, 20)
+
+
+def test_the_synthetic_vectors_are_their_sources_plus_noise(base: Base, tmp_path: Path, embedder: Embedder) -> None:
+    settings = settings_for(tmp_path / "articles", tmp_path / "index")
+    settings.articles_dir.mkdir()
+    library = synthetic_library(settings, embedder)
+    fill(library, 500, base)
+    passages = library.store.passages(range(1, 501))
+    vectors = library.store.vectors(range(1, 501))
+    source_of = {text: at for at, text in enumerate(base.texts)}
+    cosines = [float(vectors[row] @ base.vectors[source_of[passages[row].text]]) for row in range(1, 501)]
+    assert np.allclose([float(np.linalg.norm(vectors[row])) for row in range(1, 501)], 1.0, atol=1e-5)
+    assert 0.6 < float(np.median(cosines)) < 0.8

@@ -20,6 +20,7 @@ SEGMENTS_FILE = "segments.json"
 SEGMENT_FILES = ("rows.npy", "lengths.npy", "terms.json", "indptr.npy", "docs.npy", "counts.npy")
 FORMAT = 2  # 1 was a bm25s matrix refitted on every sync
 K1, B = 1.5, 0.75  # bm25s's defaults (Lucene's BM25)
+Postings = list[tuple[int, str, npt.NDArray[np.int32], npt.NDArray[np.float32]]]  # (part, term, positions, counts)
 
 
 class LexicalIndex:
@@ -152,10 +153,12 @@ class LexicalIndex:
         if not self._count or k <= 0:
             return []
         wanted = Counter(terms([query])[0])  # a repeated query term counts again, as in bm25s
-        scores = self.scores(wanted)
-        if scores is None:
+        postings = self._postings(wanted)
+        if not postings:
             return []
-        candidates = np.flatnonzero(scores > 0)  # the passages holding a query term: usually few
+        scores = self._scores(wanted, postings)
+        floor = self._floor(scores, postings, k) if allowed is None else np.float32(0)
+        candidates = np.flatnonzero(scores >= floor) if floor > 0 else np.flatnonzero(scores > 0)
         rows = self._rows_by_position[candidates]
         if allowed is not None:
             keep = np.isin(rows, np.fromiter(allowed, dtype=np.int64, count=len(allowed)))
@@ -170,8 +173,12 @@ class LexicalIndex:
     def scores(self, wanted: Counter[str]) -> npt.NDArray[np.float32] | None:
         """(positions,) float32 BM25 scores of every position (dead ones 0) for the query terms `wanted`
         (term -> times asked); None when no term is in the index."""
-        found: list[tuple[int, str, int, npt.NDArray[np.int32], npt.NDArray[np.float32]]] = []
-        frequency: Counter[str] = Counter()
+        postings = self._postings(wanted)
+        return self._scores(wanted, postings) if postings else None
+
+    def _postings(self, wanted: Counter[str]) -> Postings:
+        """(part, term, live positions in the part, counts) of each query term in each part that holds it."""
+        found = []
         for at, part in enumerate(self.parts):
             segment = part.segment
             for term in wanted:
@@ -184,16 +191,42 @@ class LexicalIndex:
                     keep = ~part.dead_mask[docs]
                     docs, counts = docs[keep], counts[keep]
                 if len(docs):
-                    found.append((at, term, wanted[term], docs, counts))
-                    frequency[term] += len(docs)
-        if not found:
-            return None
+                    found.append((at, term, docs, counts))
+        return found
+
+    def _scores(
+        self, wanted: Counter[str], postings: Postings
+    ) -> npt.NDArray[np.float32]:
+        """Sum, term by term in float32, of idf * count / (norm + count) over the `postings`."""
+        frequency: Counter[str] = Counter()
+        for _, term, docs, _ in postings:
+            frequency[term] += len(docs)
         scores = np.zeros(int(self._offsets[-1]), dtype=np.float32)
         idf = {term: np.float32(math.log(1 + (self._count - df + 0.5) / (df + 0.5))) for term, df in frequency.items()}
-        for at, term, times, docs, counts in found:
+        for at, term, docs, counts in postings:
+            times = wanted[term]
             weight = idf[term] * np.float32(times) if times > 1 else idf[term]
-            scores[self._offsets[at] + docs] += weight * (counts / (self._norms[at][docs] + counts))
+            part = scores[self._offsets[at] : self._offsets[at + 1]]  # a view: no offset added to every position
+            share = self._norms[at][docs]
+            share += counts
+            np.divide(counts, share, out=share)
+            share *= weight
+            part[docs] += share
         return scores
+
+    def _floor(self, scores: npt.NDArray[np.float32], postings: Postings, k: int) -> np.float32:
+        """A score the k-th best passage reaches: the k-th best among the passages of the rarest query terms
+        (at least k of them), a cheap bound that leaves few candidates. Above 0, or 0 for fewer than k."""
+        sample: list[npt.NDArray[np.int64]] = []
+        held = 0
+        for at, _, docs, _ in sorted(postings, key=lambda entry: len(entry[2])):
+            sample.append(docs.astype(np.int64) + self._offsets[at])
+            held += len(docs)
+            if held >= 4 * k:  # several terms' passages may be the same ones
+                positions = np.unique(np.concatenate(sample))
+                if len(positions) >= k:
+                    return np.float32(np.partition(scores[positions], len(positions) - k)[len(positions) - k])
+        return np.float32(0)
 
     @cached_property
     def _rows_by_position(self) -> Rows:
