@@ -40,7 +40,7 @@ TRACED = (  # the files whose lines can be kill points
     "build.py", "assistant.py", "lexical.py", "store/faiss_store.py", "store/catalog.py", "store/segments.py",
     "store/folder.py", "store/faiss_files.py", "store/faiss_deltas.py",
 )
-X
+WAYS = {"second": ("delta", 10.0), "first": ("merge", 0.0)}  # builds towards each state, and the deltas' share
 
 SERVER = r"""
 import json, os, signal, sys, time, traceback
