@@ -7,6 +7,10 @@ the build's own code (lines sampled across the whole run: reading the folder, em
 transaction that switches generations, the cleanup after it, the health note) or at a random
 moment of the build's wall-clock time (inside the model, FAISS or SQLite).
 
+Each trial swaps one article of a dozen for another. Half of the builds write that change as a FAISS
+delta file beside the base, the other half merge the base and its deltas into a new base file
+(`qa.store.faiss_deltas`): kills land in both kinds of write.
+
 Quick by default (24 trials); `QA_LONG_TESTS=1` runs 200.
 """
 
@@ -27,21 +31,23 @@ import pytest
 
 from qa import Library, Settings
 from qa.embed import Embedder
-from qa.store import Store
+from qa.store import Store, faiss_deltas
 
 ROOT = Path(__file__).resolve().parent.parent
 LONG = os.environ.get("QA_LONG_TESTS") == "1"  # read at import: the autouse fixture clears QA_* later
 TRIALS = 200 if LONG else 24
 TRACED = (  # the files whose lines can be kill points
     "build.py", "assistant.py", "lexical.py", "store/faiss_store.py", "store/catalog.py", "store/segments.py",
-    "store/folder.py", "store/faiss_files.py",
+    "store/folder.py", "store/faiss_files.py", "store/faiss_deltas.py",
 )
+WAYS = {"second": ("delta", 10.0), "first": ("merge", 0.0)}  # builds towards each state, and the deltas' share
 
 SERVER = r"""
 import json, os, signal, sys, time, traceback
 import torch
 torch.set_num_threads(1)  # one thread: forking a process with a live thread pool is not safe
 import qa.build
+import qa.store.faiss_deltas
 from qa import Library, Settings
 from qa.embed import Embedder
 
@@ -57,6 +63,7 @@ print(json.dumps({"ready": os.getpid()}), flush=True)
 
 
 def build(plan):
+    qa.store.faiss_deltas.DELTA_SHARE = plan["delta_share"]
     seen, order, target = {}, [], plan.get("line")
     def lines(frame, event, arg):
         if event == "line":
@@ -205,39 +212,51 @@ def _source(file: str, line: int) -> str:
 
 
 def test_builds_killed_at_many_moments_leave_the_old_or_new_index(
-    server: BuildServer, articles: Path, tmp_path: Path, embedder: Embedder
+    server: BuildServer, articles: Path, tmp_path: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rng = random.Random(20240611)
+    monkeypatch.setattr(faiss_deltas, "DELTA_SHARE", 10.0)  # the syncs that finish a trial write deltas
     settings = Settings(articles, tmp_path / "index", passage_words=30)  # short passages: quick to embed
-    first, second = generated_articles("first", 4, rng), generated_articles("second", 4, rng)
-    switch(articles, {}, first)
+    kept, first, second = (generated_articles(name, count, rng) for name, count in
+                           (("kept", 10), ("first", 1), ("second", 1)))
+    switch(articles, {}, {**kept, **first})
     Library(settings, embedder=embedder).sync()
     states = {"first": fingerprint(Store(settings.index_dir))}
     groups = {"first": first, "second": second}
 
-    # Two reference builds, one each way, record the code path and its duration.
+    # Two reference builds, one each way (a delta towards "second", a merge towards "first"), record the
+    # code path and its duration.
     references: dict[str, tuple[list[list[Any]], float]] = {}
     for source, target in (("first", "second"), ("second", "first")):
         switch(articles, groups[source], groups[target])
         trace = tmp_path / f"trace-{target}.json"
-        ended = server.build(articles=str(articles), index=str(settings.index_dir), trace=str(trace))
+        ended = server.build(
+            articles=str(articles), index=str(settings.index_dir), trace=str(trace), delta_share=WAYS[target][1]
+        )
         assert ended["outcome"] == "exit 0", (server.log.read_text()[-3000:])
         references[target] = json.loads(trace.read_text()), ended["seconds"]
         store = Store(settings.index_dir)
         assert store.check() == []
+        assert bool(store.manifest()["faiss_deltas"]) is (WAYS[target][0] == "delta")
         states.setdefault(target, fingerprint(store))
         store.close()
     assert states["first"] != states["second"]
 
     survived: Counter[str] = Counter()
+    merged_deltas = 0  # merge trials that started from a base with delta files
     outcomes: Counter[str] = Counter()
     schedule = {target: plans(*references[target], TRIALS // 2 + 1, rng) for target in groups}
     for trial in range(TRIALS):
         source, target = ("first", "second") if trial % 2 == 0 else ("second", "first")
         plan = schedule[target][trial // 2]
+        way, share = WAYS[target]
         switch(articles, groups[source], groups[target])
+        before = Store(settings.index_dir)
+        deltas_before = len(before.manifest()["faiss_deltas"])
+        before.close()
         ended = server.build(
-            articles=str(articles), index=str(settings.index_dir), line=plan.line, delay=plan.delay
+            articles=str(articles), index=str(settings.index_dir), line=plan.line, delay=plan.delay,
+            delta_share=share,
         )
         assert ended["outcome"] in ("killed", "exit 0"), f"trial {trial} {plan}: {server.log.read_text()[-3000:]}"
 
@@ -253,11 +272,12 @@ def test_builds_killed_at_many_moments_leave_the_old_or_new_index(
         if plan.line and _source(*plan.line[:2]).startswith("fresh = embedder.encode(") and plan.line[2] > 1:
             assert report.passages_embedded < report.passages_added, "vectors embedded before the kill are reused"
         library.store.close()
-        survived[plan.phase] += 1
+        survived[f"{way}: {plan.phase}"] += 1
+        merged_deltas += way == "merge" and deltas_before > 0
         left = "new" if state == states[target] else "old"
         outcomes[f"{ended['outcome'].replace('exit 0', 'finished')}, left {left}"] += 1
 
     print(f"\ncrash trials survived: {sum(survived.values())}/{TRIALS}; by kill point: {dict(survived)}; "
           f"outcomes: {dict(outcomes)}")
-    assert sum(survived.values()) == TRIALS
+    assert sum(survived.values()) == TRIALS and merged_deltas == TRIALS // 2
     assert outcomes["killed, left old"] >= TRIALS // 3 and outcomes["killed, left new"] >= 2

@@ -4,8 +4,10 @@
   with the optional `Maintainable` and `Exportable` that only the FAISS store offers.
 - `restriction`: filters and periods as one `Restriction` that each store renders in its own language.
 - `faiss_store`: `Store`, FAISS and BM25 files beside an SQLite catalog in one folder (the default),
-  built from `catalog` (SQLite), `faiss_files` (FAISS layouts and files), `segments` (BM25 files),
-  `folder` (write lock, generations, checksums) and `integrity` (`qa check`).
+  built from `catalog` (SQLite), `faiss_files` (FAISS layouts and files), `faiss_deltas` (the FAISS
+  base file and the delta files of later syncs), `sharing` (searches share the loaded FAISS index, a
+  delta applied to it holds it alone), `segments` (BM25 files), `folder` (write lock, generations,
+  checksums) and `integrity` (`qa check`).
 - `milvus`: `MilvusStore`, the index in Milvus (embedded milvus-lite or a server), with
   `milvus_collections` (schemas, rows and expressions).
 """

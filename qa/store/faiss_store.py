@@ -3,7 +3,8 @@
 Layout of the index folder:
 - `index.sqlite`: the catalog (see `qa.store.catalog`), and the manifest, which names the current
   generation's files and keeps their SHA-256 checksums.
-- `vectors-<generation>.faiss`: the passage vectors (see `qa.store.faiss_files`).
+- `vectors-<generation>.faiss` and `vectors-<generation>.delta.npz`: the passage vectors, a base file
+  and what the syncs since it changed (see `qa.store.faiss_files` and `qa.store.faiss_deltas`).
 - `lexical-<generation>/`: BM25 segments (see `qa.store.segments`).
 - `.lock`: held by the one process that writes.
 
@@ -46,12 +47,24 @@ from .contract import (
     Vectors,
     mean_directions,
 )
+from .faiss_deltas import (
+    Delta,
+    apply_delta,
+    combined,
+    delta_entries,
+    faiss_names,
+    read_delta,
+    read_index,
+    write_delta,
+    writes_delta,
+)
 from .faiss_files import (
     FaissLayout,
     build_faiss,
     choose_layout,
     feasible_layout,
-    read_faiss,
+    new_faiss,
+    removes_in_place,
     search_faiss,
     set_search,
     stored_vectors,
@@ -61,6 +74,7 @@ from .faiss_files import (
 from .folder import checksum_problem, forget_old_files, next_generation, write_lock
 from .restriction import Restriction
 from .segments import SegmentFiles
+from .sharing import SharedLock
 
 if TYPE_CHECKING:
     from .faiss_files import FaissIndex
@@ -82,6 +96,8 @@ class Store(IndexStore, Maintainable, Exportable):
         self.catalog = Catalog(self.index_dir / DATABASE)
         self.segments = SegmentFiles(self.index_dir)
         self._faiss: FaissIndex | None = None
+        self._faiss_files: list[str] = []  # the base and delta files `_faiss` was read from or caught up with
+        self._sharing = SharedLock()  # searches share `_faiss`; applying a delta to it in place holds it alone
         self._lexical: LexicalIndex | None = None
         self._generation: int | None = None
         self._reload = threading.Lock()
@@ -178,50 +194,99 @@ class Store(IndexStore, Maintainable, Exportable):
         self.catalog.cache_vectors(keys, vectors)
 
     def apply(self, change: Change) -> None:
-        """Write one sync: a new FAISS generation, then one SQLite transaction that switches to it."""
+        """Write one sync: its FAISS delta file (or a new base file, see `qa.store.faiss_deltas`) and BM25
+        segment under a new generation, then one SQLite transaction that switches to it."""
         db = self.db
         old = self.manifest()
         dimension = int(change.manifest["dimension"])
         generation = next_generation(self.index_dir, old)
-        faiss_name = f"vectors-{generation}.faiss"
+        written_name = f"vectors-{generation}.faiss"
         lexical_name = f"lexical-{generation}"
         db.execute("BEGIN IMMEDIATE")
         try:
             if change.reset:
-                index = None
                 self.catalog.clear()
-            else:
-                index = self._read_faiss(old) if old else None
             lexical = LexicalIndex() if change.reset or not old else self._lexical_before(old)
             unused = [] if change.reset else self.catalog.vector_keys(change.delete_bodies)
             removed = self.catalog.delete(change)
             rows = self.catalog.insert(change)
             total = self.catalog.passage_total()
-            index, layout = self._updated_faiss(index, old, change, removed, rows, total, dimension)
-            if index.ntotal != total:
-                raise StoreError(f"internal: FAISS holds {index.ntotal} vectors but SQLite {total} passages")
+            delta = Delta.of(removed, rows, change.new_vectors, dimension)
+            layout = self._delta_layout(old, change, delta, total, dimension)
+            index: FaissIndex | None = None
+            if layout is not None:  # what changed, beside the base: the delta file
+                files, checksums = faiss_names(old), self._kept_checksums(old)
+                entries = delta_entries(old)
+                if len(delta):
+                    written_name = f"vectors-{generation}.delta.npz"
+                    checksums[written_name] = write_delta(delta, self.index_dir / written_name)
+                    entries.append(delta.entry(written_name))
+                    files.append(written_name)
+                faiss = {"faiss": old["faiss"], "faiss_deltas": entries}
+            else:  # a new base: the whole index, merged with its deltas
+                index, layout = self._merged_faiss(old, change, removed, rows, total, dimension)
+                if index.ntotal != total:
+                    raise StoreError(f"internal: FAISS holds {index.ntotal} vectors but SQLite {total} passages")
+                files, checksums = [written_name], {written_name: write_faiss(index, self.index_dir / written_name)}
+                faiss = {"faiss": written_name, "faiss_deltas": []}
             lexical = lexical.updated(removed, rows, change.new_terms)
             if len(lexical) != total:
                 raise StoreError(f"internal: BM25 holds {len(lexical)} passages but SQLite {total}")
-            checksums = {faiss_name: write_faiss(index, self.index_dir / faiss_name)}
             lexical, written = self.segments.write(lexical, lexical_name, old.get("checksums") or {})
             checksums.update(written)
             manifest = {
-                **change.manifest, "format": FORMAT_VERSION, "generation": generation,
-                "faiss": faiss_name, "faiss_index": str(layout), "lexical": lexical_name, "checksums": checksums,
+                **change.manifest, "format": FORMAT_VERSION, "generation": generation, **faiss,
+                "faiss_index": str(layout), "lexical": lexical_name, "checksums": checksums,
             }
             self.catalog.set_manifest(manifest, replace=True)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
-            (self.index_dir / faiss_name).unlink(missing_ok=True)
+            (self.index_dir / written_name).unlink(missing_ok=True)
             shutil.rmtree(self.index_dir / lexical_name, ignore_errors=True)
             raise
         self.segments.remember(lexical, checksums)
         with self._reload:  # what was just written and checksummed: readers here need not read it back
-            self._faiss, self._lexical, self._generation, self.file_damage = index, lexical, generation, None
-        forget_old_files(self.index_dir, faiss_name, lexical_name, *lexical.folders)
+            if index is None:
+                index = self._caught_up(manifest, {written_name: delta} if len(delta) else {})
+            self._faiss, self._faiss_files = index, files
+            self._lexical, self._generation, self.file_damage = lexical, generation, None  # (FAISS read if None)
+        forget_old_files(self.index_dir, *files, lexical_name, *lexical.folders)
         self.catalog.prune_vectors(unused, everything=change.reset)
+
+    def _delta_layout(
+        self, old: dict[str, Any], change: Change, delta: Delta, total: int, dimension: int
+    ) -> FaissLayout | None:
+        """The layout of the index after `delta` when it can be written as a delta file beside the current
+        base: same FAISS layout, an index that removes ids in place, deltas within their share. Else None."""
+        if change.reset or not old or not old.get("checksums") or "faiss" not in old:
+            return None
+        layout = feasible_layout(choose_layout(self.faiss_index_setting, total), dimension, total)
+        if layout.factory != FaissLayout.parse(old.get("faiss_index", "Flat")).factory:
+            return None
+        if len(delta.removed) and not removes_in_place(new_faiss(layout, dimension)):
+            return None
+        return layout if writes_delta(old, total, delta) else None
+
+    @staticmethod
+    def _kept_checksums(manifest: dict[str, Any]) -> dict[str, str]:
+        """The checksums of the FAISS files of `manifest` (its base and deltas)."""
+        kept: dict[str, str] = manifest.get("checksums") or {}
+        return {name: kept[name] for name in faiss_names(manifest) if name in kept}
+
+    def _merged_faiss(
+        self, old: dict[str, Any], change: Change, removed: list[int], rows: list[int], total: int, dimension: int
+    ) -> tuple[FaissIndex, FaissLayout]:
+        """The whole FAISS index after one change, and its layout: the files `old` names (base and deltas)
+        updated, or built from the vector cache when they are unusable (the catalog already holds the change)."""
+        index = None
+        if old and not change.reset:
+            index, problem = self._faiss_as_written(old, total - len(rows) + len(removed))
+            if index is None:
+                logger.warning("the FAISS files are unusable (%s); building them from the stored vectors", problem)
+                layout = feasible_layout(choose_layout(self.faiss_index_setting, total), dimension, total)
+                return self._faiss_from_cache(dimension, layout)
+        return self._updated_faiss(index, old, change, removed, rows, total, dimension)
 
     def _updated_faiss(
         self, index: FaissIndex | None, old: dict[str, Any], change: Change, removed: list[int], rows: list[int],
@@ -279,9 +344,12 @@ class Store(IndexStore, Maintainable, Exportable):
         generation = next_generation(self.index_dir, manifest)
         faiss_name = f"vectors-{generation}.faiss"
         checksum = write_faiss(index, self.index_dir / faiss_name)
-        updates: dict[str, Any] = {"generation": generation, "faiss": faiss_name, "faiss_index": str(layout)}
+        updates: dict[str, Any] = {
+            "generation": generation, "faiss": faiss_name, "faiss_deltas": [], "faiss_index": str(layout),
+        }
         if "checksums" in manifest:
-            kept = {key: value for key, value in manifest["checksums"].items() if key != manifest["faiss"]}
+            replaced = set(faiss_names(manifest))
+            kept = {key: value for key, value in manifest["checksums"].items() if key not in replaced}
             updates["checksums"] = {faiss_name: checksum, **kept}
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
@@ -300,11 +368,45 @@ class Store(IndexStore, Maintainable, Exportable):
         generation = int(manifest["generation"])
         with self._reload:
             if self._faiss is None or self._lexical is None or self._generation != generation:
-                self.file_damage = None
-                self._faiss = self._read_faiss(manifest)
+                faiss = self._caught_up(manifest)
+                if faiss is None:
+                    self.file_damage = None
+                    faiss = self._read_faiss(manifest)
+                self._faiss, self._faiss_files = faiss, faiss_names(manifest)
                 self._lexical = self._read_lexical(manifest)
                 self._generation = generation
             return self._faiss, self._lexical, generation
+
+    def _caught_up(self, manifest: dict[str, Any], known: dict[str, Delta] | None = None) -> FaissIndex | None:
+        """The loaded FAISS index brought to `manifest` in place, when it was read from the same base and
+        older deltas: only the new delta files are read (or taken from `known`). None when it cannot be.
+        Call with `_reload` held."""
+        loaded, names = self._faiss_files, faiss_names(manifest)
+        index = self._faiss
+        if index is None or self.file_damage or names[: len(loaded)] != loaded:
+            return None
+        layout = FaissLayout.parse(manifest.get("faiss_index", "Flat"))
+        deltas = []
+        for name in names[len(loaded) :]:
+            if name in (known or {}):
+                deltas.append((known or {})[name])
+                continue
+            if checksum_problem(self.index_dir, manifest, name):
+                return None
+            try:
+                deltas.append(read_delta(self.index_dir / name, index.d))
+            except (OSError, ValueError):
+                return None
+        if deltas and not removes_in_place(index):
+            return None
+        try:
+            with self._sharing.alone():
+                if deltas:
+                    apply_delta(index, combined(deltas, index.d))
+                set_search(index, layout)
+        except ValueError:
+            return None
+        return index if index.ntotal == self.catalog.passage_total() else None
 
     def faiss_index(self) -> FaissIndex:
         return self._current()[0]
@@ -314,22 +416,34 @@ class Store(IndexStore, Maintainable, Exportable):
 
     def _read_faiss(self, manifest: dict[str, Any]) -> FaissIndex:
         """The FAISS index the manifest names; rebuilt from the vector cache when it is unusable."""
+        index, problem = self._faiss_as_written(manifest, self.catalog.passage_total())
+        if index is not None:
+            return index
         path = self.index_dir / str(manifest.get("faiss", ""))
-        total = self.catalog.passage_total()
-        layout = FaissLayout.parse(manifest.get("faiss_index", "Flat"))
-        problem = checksum_problem(self.index_dir, manifest, path.name)
-        if problem is None:
-            try:
-                index = read_faiss(path)
-                if index.ntotal == total and index.d == int(manifest["dimension"]):
-                    set_search(index, layout)
-                    return index
-                problem = f"it holds {index.ntotal} vectors for {total} passages"
-            except (RuntimeError, KeyError, ValueError) as error:
-                problem = str(error).splitlines()[0] if str(error) else type(error).__name__
         logger.warning("the FAISS file %s is unusable (%s); rebuilding it from the stored vectors", path, problem)
         self.file_damage = f"the FAISS file {path.name} is unusable ({problem})"
+        layout = FaissLayout.parse(manifest.get("faiss_index", "Flat"))
         return self._faiss_from_cache(int(manifest["dimension"]), layout)[0]
+
+    def _faiss_as_written(self, manifest: dict[str, Any], total: int) -> tuple[FaissIndex | None, str | None]:
+        """The FAISS index the manifest names (base and deltas, checksums checked), or (None, what is wrong)
+        when it cannot be read or does not hold `total` vectors."""
+        path = self.index_dir / str(manifest.get("faiss", ""))
+        layout = FaissLayout.parse(manifest.get("faiss_index", "Flat"))
+        problem = None
+        for name in faiss_names(manifest) if "faiss" in manifest else [path.name]:
+            if problem := checksum_problem(self.index_dir, manifest, name):
+                break
+        if problem is None:
+            try:
+                index = read_index(self.index_dir, manifest)
+                if index.ntotal == total and index.d == int(manifest["dimension"]):
+                    set_search(index, layout)
+                    return index, None
+                problem = f"it holds {index.ntotal} vectors for {total} passages"
+            except (RuntimeError, KeyError, ValueError, OSError) as error:
+                problem = str(error).splitlines()[0] if str(error) else type(error).__name__
+        return None, problem
 
     def _read_lexical(self, manifest: dict[str, Any]) -> LexicalIndex:
         """The BM25 index the manifest names; rebuilt from the stored terms when it is unusable."""
@@ -365,7 +479,9 @@ class Store(IndexStore, Maintainable, Exportable):
         """(row, inner product) of the `k` nearest passages that pass `restriction`, best first. `query` is (1, d).
         See `qa.store.faiss_files.search_faiss`."""
         index, _, generation = self._current()
-        return search_faiss(index, query, k, self.allowed_rows(restriction, generation))
+        allowed = self.allowed_rows(restriction, generation)
+        with self._sharing.shared():
+            return search_faiss(index, query, k, allowed)
 
     def search_terms(
         self, question: str, k: int, restriction: Restriction | None = None
@@ -379,7 +495,9 @@ class Store(IndexStore, Maintainable, Exportable):
 
     def vectors(self, rows: Iterable[int]) -> dict[int, Vectors]:
         """The stored (d,) vector of each passage row that still exists."""
-        return stored_vectors(self.faiss_index(), list(rows))
+        index = self.faiss_index()
+        with self._sharing.shared():
+            return stored_vectors(index, list(rows))
 
     def citations(self, body_hashes: Iterable[str]) -> dict[str, list[Citation]]:
         return self.catalog.citations(body_hashes)

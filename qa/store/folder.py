@@ -1,7 +1,7 @@
 """The index folder's files: the write lock, generation names, and the SHA-256 checksums the manifest keeps.
 
 A write never touches the files a reader uses: each generation writes its files under new names
-(`vectors-<generation>.faiss`, `lexical-<generation>/`), each first as `name.tmp`, flushed to disk,
+(`vectors-<generation>.faiss` or `.delta.npz`, `lexical-<generation>/`), each first as `name.tmp`, flushed to disk,
 then renamed, and the manifest keeps the checksum of every file in use, so a damaged or swapped
 file is noticed when it is loaded.
 """
@@ -67,15 +67,15 @@ def _lock_holder(descriptor: int) -> str:
 def next_generation(index_dir: Path, manifest: dict[str, Any]) -> int:
     """One more than the current generation and than any file left by a killed or lost build."""
     found = [int(manifest.get("generation", 0))]
-    for path in [*index_dir.glob("vectors-*.faiss*"), *index_dir.glob("lexical-*")]:
+    for path in [*index_dir.glob("vectors-*"), *index_dir.glob("lexical-*")]:
         number = path.name.split("-", 1)[1].split(".", 1)[0]
         found += [int(number)] if number.isdigit() else []
     return max(found) + 1
 
 
 def forget_old_files(index_dir: Path, *current: str) -> None:
-    """Delete the FAISS files and BM25 folders of other generations than `current`."""
-    for path in [*index_dir.glob("vectors-*.faiss*"), *index_dir.glob("lexical-*")]:
+    """Delete the FAISS files and BM25 folders that are not among `current` (and leftovers of killed builds)."""
+    for path in [*index_dir.glob("vectors-*"), *index_dir.glob("lexical-*")]:
         if path.name not in current:
             with contextlib.suppress(OSError):
                 shutil.rmtree(path) if path.is_dir() else path.unlink()

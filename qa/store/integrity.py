@@ -1,6 +1,6 @@
-"""`qa check` for the FAISS store: the manifest, every file against its checksum, FAISS ids and vectors
-against the SQLite passages and vector cache, the BM25 rows, and every passage's span against its
-article text. Reads only: nothing is written or repaired.
+"""`qa check` for the FAISS store: the manifest, every file against its checksum (the FAISS base and delta
+files, the BM25 segments), FAISS ids and vectors against the SQLite passages and vector cache, the BM25
+rows, and every passage's span against its article text. Reads only: nothing is written or repaired.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import numpy as np
 from ..lexical import LexicalIndex
 from .catalog import Catalog
 from .contract import FORMAT_VERSION
-from .faiss_files import faiss_ids, read_faiss
+from .faiss_deltas import faiss_names, read_index
+from .faiss_files import faiss_ids
 from .folder import checksum_problem
 from .segments import READ_ERRORS
 
@@ -33,7 +34,7 @@ def problems(index_dir: Path, catalog: Catalog) -> list[str]:
         return found
     if manifest["format"] != FORMAT_VERSION:
         found.append(f"the index format is {manifest['format']}, this version reads {FORMAT_VERSION}")
-    names = [manifest["faiss"], manifest["lexical"]]
+    names = [*faiss_names(manifest), manifest["lexical"]]
     with contextlib.suppress(*READ_ERRORS):
         names += [name for name in LexicalIndex.segment_folders(index_dir / manifest["lexical"])
                   if name != manifest["lexical"]]
@@ -43,9 +44,10 @@ def problems(index_dir: Path, catalog: Catalog) -> list[str]:
     db = catalog.db
     rows = {row for (row,) in db.execute("SELECT row FROM passages")}
     try:
-        index = read_faiss(index_dir / manifest["faiss"])
-    except RuntimeError as error:
-        found.append(f"the FAISS file {manifest['faiss']} cannot be read ({str(error).splitlines()[0]})")
+        index = read_index(index_dir, manifest)
+    except (RuntimeError, OSError, ValueError) as error:
+        files = " + ".join(faiss_names(manifest))
+        found.append(f"the FAISS files {files} cannot be read ({str(error).splitlines()[0]})")
     else:
         found += _vector_problems(catalog, index, rows, int(manifest["dimension"]))
     try:
