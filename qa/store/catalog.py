@@ -52,6 +52,9 @@ class Catalog:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._local = threading.local()
+        self._opened: list[sqlite3.Connection] = []  # every thread's connection, for `close`
+        self._closes = 0  # a thread's connection from before the last `close` is opened again
+        self._lock = threading.Lock()
 
     # -- connections and manifest ---------------------------------------------------------
 
@@ -69,16 +72,23 @@ class Catalog:
     @property
     def db(self) -> sqlite3.Connection:
         """This thread's connection."""
-        connection = getattr(self._local, "connection", None)
-        if connection is None:
-            connection = self._local.connection = self._connect()
+        local = self._local
+        connection = getattr(local, "connection", None)
+        if connection is None or getattr(local, "closes", None) != self._closes:
+            connection = local.connection = self._connect()
+            local.closes = self._closes
+            with self._lock:
+                self._opened.append(connection)
         return connection
 
     def close(self) -> None:
-        connection = getattr(self._local, "connection", None)
-        if connection is not None:
+        """Close every thread's connection (the last one checkpoints the WAL into the database file)."""
+        with self._lock:
+            opened, self._opened = self._opened, []
+            self._closes += 1
+        for connection in opened:
             connection.close()
-            self._local.connection = None
+        self._local.connection = None
 
     def exists(self) -> bool:
         return self.path.is_file()
