@@ -148,6 +148,20 @@ def test_changing_the_faiss_setting_rebuilds_faiss_from_stored_vectors_without_e
     assert sorted(path.name for path in library.settings.index_dir.glob("vectors-*")) == [after["faiss"]]
 
 
+def test_a_faiss_rebuild_keeps_the_bm25_segments_of_earlier_syncs(library: Library) -> None:
+    library.sync()
+    folder = library.settings.articles_dir
+    (folder / "later.md").write_text("# Harbour reopens\n\nThe old harbour of Tallinn reopened on Monday.\n",
+                                     encoding="utf-8")
+    library.sync()  # its BM25 index: the first sync's segment plus one in a newer folder
+    other = Library(Settings(folder, library.settings.index_dir, faiss_index=IVF), embedder=library.embedder)
+    other.sync()
+    assert other.store.check() == []
+    assert "Tallinn" in other.retrieve("Which harbour reopened?", k=1, mode="bm25")[0].text
+    assert other.retrieve("How much ice did Swiss glaciers lose?", k=1, mode="bm25")
+    other.store.close()
+
+
 def test_an_ivf_index_too_large_for_the_collection_falls_back_to_exact_search(
     articles: Path, tmp_path: Path, embedder: Embedder
 ) -> None:

@@ -354,7 +354,9 @@ class Store(IndexStore, Maintainable, Exportable):
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
             self.catalog.set_manifest(updates)
-        forget_old_files(self.index_dir, faiss_name, str(manifest["lexical"]))
+        lexical = str(manifest["lexical"])
+        with contextlib.suppress(OSError, ValueError, KeyError):  # unreadable listing: keep every file
+            forget_old_files(self.index_dir, faiss_name, lexical, *LexicalIndex.segment_folders(self.index_dir / lexical))
         logger.info("FAISS index %s -> %s in %.1f s (%d passages)", held, layout, time.perf_counter() - started, total)
         return True
 
