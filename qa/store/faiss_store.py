@@ -24,13 +24,10 @@ import shutil
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import numpy as np
-import numpy.typing as npt
 
 from ..errors import StoreError
 from ..lexical import LexicalIndex
@@ -47,6 +44,7 @@ from .contract import (
     Vectors,
     mean_directions,
 )
+from .faiss_builds import FaissBuilder, kept_checksums
 from .faiss_deltas import (
     Delta,
     apply_delta,
@@ -54,21 +52,14 @@ from .faiss_deltas import (
     delta_entries,
     faiss_names,
     read_delta,
-    read_index,
     write_delta,
-    writes_delta,
 )
 from .faiss_files import (
     FaissLayout,
-    build_faiss,
-    choose_layout,
-    feasible_layout,
-    new_faiss,
     removes_in_place,
     search_faiss,
     set_search,
     stored_vectors,
-    update_in_place,
     write_faiss,
 )
 from .folder import checksum_problem, forget_old_files, next_generation, write_lock
@@ -92,8 +83,8 @@ class Store(IndexStore, Maintainable, Exportable):
 
     def __init__(self, index_dir: Path, faiss_index: str = "auto") -> None:
         self.index_dir = Path(index_dir)
-        self.faiss_index_setting = faiss_index  # "auto", "flat" or a factory string (see `choose_layout`)
         self.catalog = Catalog(self.index_dir / DATABASE)
+        self.builds = FaissBuilder(self.index_dir, self.catalog, faiss_index)
         self.segments = SegmentFiles(self.index_dir)
         self._faiss: FaissIndex | None = None
         self._faiss_files: list[str] = []  # the base and delta files `_faiss` was read from or caught up with
@@ -104,6 +95,15 @@ class Store(IndexStore, Maintainable, Exportable):
         self._allowed: tuple[tuple[Restriction, int], set[int]] | None = None  # the last restriction's rows
         self.file_damage: str | None = None  # why the current FAISS or BM25 file had to be rebuilt in memory
         self._sound = False  # the database passed `inspect()` in this process
+
+    @property
+    def faiss_index_setting(self) -> str:
+        """The FAISS layout asked for: "auto", "flat" or a factory string (see `choose_layout`)."""
+        return self.builds.setting
+
+    @faiss_index_setting.setter
+    def faiss_index_setting(self, setting: str) -> None:
+        self.builds.setting = setting
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -212,10 +212,10 @@ class Store(IndexStore, Maintainable, Exportable):
             rows = self.catalog.insert(change)
             total = self.catalog.passage_total()
             delta = Delta.of(removed, rows, change.new_vectors, dimension)
-            layout = self._delta_layout(old, change, delta, total, dimension)
+            layout = self.builds.delta_layout(old, change, delta, total, dimension)
             index: FaissIndex | None = None
             if layout is not None:  # what changed, beside the base: the delta file
-                files, checksums = faiss_names(old), self._kept_checksums(old)
+                files, checksums = faiss_names(old), kept_checksums(old)
                 entries = delta_entries(old)
                 if len(delta):
                     written_name = f"vectors-{generation}.delta.npz"
@@ -224,7 +224,7 @@ class Store(IndexStore, Maintainable, Exportable):
                     files.append(written_name)
                 faiss = {"faiss": old["faiss"], "faiss_deltas": entries}
             else:  # a new base: the whole index, merged with its deltas
-                index, layout = self._merged_faiss(old, change, removed, rows, total, dimension)
+                index, layout = self.builds.merged(old, change, removed, rows, total, dimension)
                 if index.ntotal != total:
                     raise StoreError(f"internal: FAISS holds {index.ntotal} vectors but SQLite {total} passages")
                 files, checksums = [written_name], {written_name: write_faiss(index, self.index_dir / written_name)}
@@ -254,72 +254,6 @@ class Store(IndexStore, Maintainable, Exportable):
         forget_old_files(self.index_dir, *files, lexical_name, *lexical.folders)
         self.catalog.prune_vectors(unused, everything=change.reset)
 
-    def _delta_layout(
-        self, old: dict[str, Any], change: Change, delta: Delta, total: int, dimension: int
-    ) -> FaissLayout | None:
-        """The layout of the index after `delta` when it can be written as a delta file beside the current
-        base: same FAISS layout, an index that removes ids in place, deltas within their share. Else None."""
-        if change.reset or not old or not old.get("checksums") or "faiss" not in old:
-            return None
-        layout = feasible_layout(choose_layout(self.faiss_index_setting, total), dimension, total)
-        if layout.factory != FaissLayout.parse(old.get("faiss_index", "Flat")).factory:
-            return None
-        if len(delta.removed) and not removes_in_place(new_faiss(layout, dimension)):
-            return None
-        return layout if writes_delta(old, total, delta) else None
-
-    @staticmethod
-    def _kept_checksums(manifest: dict[str, Any]) -> dict[str, str]:
-        """The checksums of the FAISS files of `manifest` (its base and deltas)."""
-        kept: dict[str, str] = manifest.get("checksums") or {}
-        return {name: kept[name] for name in faiss_names(manifest) if name in kept}
-
-    def _merged_faiss(
-        self, old: dict[str, Any], change: Change, removed: list[int], rows: list[int], total: int, dimension: int
-    ) -> tuple[FaissIndex, FaissLayout]:
-        """The whole FAISS index after one change, and its layout: the files `old` names (base and deltas)
-        updated, or built from the vector cache when they are unusable (the catalog already holds the change)."""
-        index = None
-        if old and not change.reset:
-            index, problem = self._faiss_as_written(old, total - len(rows) + len(removed))
-            if index is None:
-                logger.warning("the FAISS files are unusable (%s); building them from the stored vectors", problem)
-                layout = feasible_layout(choose_layout(self.faiss_index_setting, total), dimension, total)
-                return self._faiss_from_cache(dimension, layout)
-        return self._updated_faiss(index, old, change, removed, rows, total, dimension)
-
-    def _updated_faiss(
-        self, index: FaissIndex | None, old: dict[str, Any], change: Change, removed: list[int], rows: list[int],
-        total: int, dimension: int,
-    ) -> tuple[FaissIndex, FaissLayout]:
-        """The FAISS index after one change, and its layout.
-
-        Updated in place when it already has the layout chosen for `total` passages and can remove
-        ids; otherwise built anew: from the change's vectors after a reset, else from the vector cache.
-        """
-        layout = feasible_layout(choose_layout(self.faiss_index_setting, total), dimension, total)
-        held = FaissLayout.parse(old.get("faiss_index", "Flat"))
-        if index is not None and held.factory == layout.factory:
-            if update_in_place(index, layout, removed, rows, change.new_vectors):
-                return index, layout
-        if index is not None:
-            del index
-            logger.info("building the FAISS index %s from the vector cache (%d passages)", layout, total)
-            return self._faiss_from_cache(dimension, layout)
-        new_rows = np.asarray(rows, dtype=np.int64)
-        new_vectors = change.new_vectors if change.new_vectors is not None else np.zeros((0, dimension), np.float32)
-
-        def batches() -> Iterator[tuple[npt.NDArray[np.int64], Vectors]]:
-            for start in range(0, len(new_rows), 50_000):
-                yield new_rows[start : start + 50_000], new_vectors[start : start + 50_000]
-
-        return build_faiss(layout, dimension, total, batches)
-
-    def _faiss_from_cache(self, dimension: int, layout: FaissLayout) -> tuple[FaissIndex, FaissLayout]:
-        """A new index of `layout` (or Flat, when too few passages to train it) holding every passage's
-        cached vector: nothing is embedded."""
-        return build_faiss(layout, dimension, self.catalog.passage_total(), self.catalog.vector_batches)
-
     def refit_faiss(self) -> bool:
         """Rebuild the FAISS index from the vector cache when the setting asks for another layout than
         the current one (e.g. QA_FAISS_INDEX changed): nothing is embedded, the BM25 files are kept.
@@ -332,7 +266,7 @@ class Store(IndexStore, Maintainable, Exportable):
         total = self.catalog.passage_total()
         dimension = int(manifest["dimension"])
         held = FaissLayout.parse(manifest.get("faiss_index", "Flat"))
-        layout = feasible_layout(choose_layout(self.faiss_index_setting, total), dimension, total)
+        layout = self.builds.layout(total, dimension)
         if layout == held:
             return False
         started = time.perf_counter()
@@ -340,7 +274,7 @@ class Store(IndexStore, Maintainable, Exportable):
             index = self._read_faiss(manifest)
             set_search(index, layout)
         else:
-            index, layout = self._faiss_from_cache(dimension, layout)
+            index, layout = self.builds.from_cache(dimension, layout)
         generation = next_generation(self.index_dir, manifest)
         faiss_name = f"vectors-{generation}.faiss"
         checksum = write_faiss(index, self.index_dir / faiss_name)
@@ -356,7 +290,8 @@ class Store(IndexStore, Maintainable, Exportable):
             self.catalog.set_manifest(updates)
         lexical = str(manifest["lexical"])
         with contextlib.suppress(OSError, ValueError, KeyError):  # unreadable listing: keep every file
-            forget_old_files(self.index_dir, faiss_name, lexical, *LexicalIndex.segment_folders(self.index_dir / lexical))
+            segments = LexicalIndex.segment_folders(self.index_dir / lexical)
+            forget_old_files(self.index_dir, faiss_name, lexical, *segments)
         logger.info("FAISS index %s -> %s in %.1f s (%d passages)", held, layout, time.perf_counter() - started, total)
         return True
 
@@ -418,34 +353,14 @@ class Store(IndexStore, Maintainable, Exportable):
 
     def _read_faiss(self, manifest: dict[str, Any]) -> FaissIndex:
         """The FAISS index the manifest names; rebuilt from the vector cache when it is unusable."""
-        index, problem = self._faiss_as_written(manifest, self.catalog.passage_total())
+        index, problem = self.builds.as_written(manifest, self.catalog.passage_total())
         if index is not None:
             return index
         path = self.index_dir / str(manifest.get("faiss", ""))
         logger.warning("the FAISS file %s is unusable (%s); rebuilding it from the stored vectors", path, problem)
         self.file_damage = f"the FAISS file {path.name} is unusable ({problem})"
         layout = FaissLayout.parse(manifest.get("faiss_index", "Flat"))
-        return self._faiss_from_cache(int(manifest["dimension"]), layout)[0]
-
-    def _faiss_as_written(self, manifest: dict[str, Any], total: int) -> tuple[FaissIndex | None, str | None]:
-        """The FAISS index the manifest names (base and deltas, checksums checked), or (None, what is wrong)
-        when it cannot be read or does not hold `total` vectors."""
-        path = self.index_dir / str(manifest.get("faiss", ""))
-        layout = FaissLayout.parse(manifest.get("faiss_index", "Flat"))
-        problem = None
-        for name in faiss_names(manifest) if "faiss" in manifest else [path.name]:
-            if problem := checksum_problem(self.index_dir, manifest, name):
-                break
-        if problem is None:
-            try:
-                index = read_index(self.index_dir, manifest)
-                if index.ntotal == total and index.d == int(manifest["dimension"]):
-                    set_search(index, layout)
-                    return index, None
-                problem = f"it holds {index.ntotal} vectors for {total} passages"
-            except (RuntimeError, KeyError, ValueError, OSError) as error:
-                problem = str(error).splitlines()[0] if str(error) else type(error).__name__
-        return None, problem
+        return self.builds.from_cache(int(manifest["dimension"]), layout)[0]
 
     def _read_lexical(self, manifest: dict[str, Any]) -> LexicalIndex:
         """The BM25 index the manifest names; rebuilt from the stored terms when it is unusable."""
