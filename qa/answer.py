@@ -8,7 +8,7 @@ kind of answer asked for, the passage's rank), and the passages are shown in the
 sentence. The reply says honestly that
 the articles "don't seem to cover" a question when no sentence is close to it (`NOT_FOUND_THRESHOLD`),
 when every name the question gives is unknown to the collection, or when it asks about a year that
-no retrieved passage mentions.
+no retrieved passage mentions (a year the collection rarely mentions, none of the sources).
 """
 
 from __future__ import annotations
@@ -59,7 +59,8 @@ _NAMED = re.compile(
 )
 PHRASE_DEPTH = 20  # passages sharing a name's words that are searched for the name as a phrase
 NEAR_SPELLING = 0.85  # a word this similar to a passage's (difflib's ratio) is taken for a misspelling of it
-COMMON_NAME = 300  # a known name whose every word is in this many passages does not vouch for an unknown one
+COMMON_NAME = 300  # a known name whose every word is in this many passages does not vouch for an unknown one;
+# a year in fewer must be in a source, not only in some retrieved passage
 
 
 def is_follow_up(question: str) -> bool:
@@ -102,7 +103,8 @@ class Composer:
         scorer: the sentence model; the shipped weights by default.
         candidates: passages whose sentences are scored. Defaults to `CANDIDATES`.
         common_name: passages that even the rarest word of a known name must be in for the name not to
-            vouch for an unknown one. Defaults to `COMMON_NAME`.
+            vouch for an unknown one, and a year for any retrieved passage (not only a source) to vouch
+            for it. Defaults to `COMMON_NAME`.
     """
 
     def __init__(
@@ -231,7 +233,8 @@ class Composer:
         ranked = sorted(
             (q for own in own_quotes for q in own if _quotable(q)), key=lambda q: (-q.score, q.number, q.start)
         )
-        unknown = tuple(dict.fromkeys(self._unknown(question, hits) + tuple(missing_years(question, hits))))
+        missing = self._unknown(question, hits) + self._missing_years(question, hits, sources_hits)
+        unknown = tuple(dict.fromkeys(missing))
         closest = max((q.match for own in own_quotes for q in own), default=0.0)
         found = bool(ranked) and closest >= self.threshold and not unknown
         chosen = self._choose(ranked) if found else []
@@ -268,6 +271,15 @@ class Composer:
         missing = tuple(name for name in named if not self._known(name, hits))
         telling = [name for name in named if name in missing or not self._common(name)]
         return missing if len(missing) == len(telling) else ()
+
+    def _missing_years(self, question: str, hits: Sequence[Hit], sources: Sequence[Hit]) -> tuple[str, ...]:
+        """The years the question names that none of the passages found mentions; for a year few passages
+        of the collection mention (likely outside its time: "in 1981", "in 2013"), that none of the
+        `sources` mentions."""
+        return tuple(
+            year for year in dict.fromkeys(_YEAR.findall(question))
+            if not any(year in hit.text for hit in (hits if self._common(year) else sources))
+        )
 
     def _common(self, name: str) -> bool:
         """Whether even the name's rarest word is in `common_name` passages or more ("Britain", "Europe"):
@@ -317,11 +329,6 @@ def named_words(question: str) -> list[str]:
                 run = []
         found.extend([" ".join(run)] if run else [])
     return [name for name in dict.fromkeys(found) if any(terms([word])[0] for word in name.split())]
-
-
-def missing_years(question: str, hits: Sequence[Hit]) -> list[str]:
-    """Years the question names that none of the passages mentions (events outside what was found)."""
-    return [year for year in dict.fromkeys(_YEAR.findall(question)) if not any(year in hit.text for hit in hits)]
 
 
 def _place(hit: Hit) -> tuple[str, int]:

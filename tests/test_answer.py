@@ -205,6 +205,24 @@ def test_a_year_no_retrieved_passage_mentions_is_not_answered(embedder: Embedder
     assert not later.found and later.unknown == ("2010",)
 
 
+def test_a_year_the_collection_rarely_mentions_must_be_in_a_source(embedder: Embedder, tmp_path: Path) -> None:
+    (tmp_path / "articles").mkdir()
+    for name, text in [
+        ("profit", "Carmaker profits\n\nThe carmaker's profit rose 12% in 2004 to 1.2 billion euros, helped by "
+                   "strong sales of small cars in Italy and Spain.\n"),
+        ("plant", "New plant\n\nThe carmaker will open a new factory in Poland in 2010, creating 3,000 jobs.\n"),
+        ("stadium", "Stadium plans\n\nThe city hopes its new football stadium will be finished by 2010.\n"),
+    ]:
+        (tmp_path / "articles" / f"{name}.txt").write_text(text)
+    library = Library(Settings(articles_dir=tmp_path / "articles", index_dir=tmp_path / "index"), embedder=embedder)
+    question = "By how much did the carmaker's profit grow in 2010?"
+    rare = Composer(library, common_name=3).answer(question, k=1)  # 2010 is in 2 of 3 passages: rare here
+    assert "profit rose" in rare.sources[0].hit.text  # the one source does not mention 2010
+    assert not rare.found and rare.unknown == ("2010",)
+    common = Composer(library, common_name=2).answer(question, k=1)  # common: any retrieved passage vouches
+    assert common.found and common.unknown == ()
+
+
 def test_sources_are_ordered_by_their_best_sentence_and_quotes_come_from_them(composer: Composer) -> None:
     answer = ask(composer, "Who interviewed Maduro?", k=3)
     best = [source.relevance for source in answer.sources]
