@@ -20,7 +20,7 @@ from .embed import Embedder, Vectors
 from .schema import Hit
 from .sentences import PassageText, SentenceVectors
 
-RERANK_DEPTH = 30  # first-stage passages that the second stage re-orders
+RERANK_DEPTH = 50  # first-stage passages that the second stage re-orders
 SENTENCE_WEIGHT = 1.0  # weight of the closest sentence's standardized similarity; the first stage's is 1
 _REMEMBERED_QUESTIONS = 16
 
