@@ -8,7 +8,7 @@ kind of answer asked for, the passage's rank), and the passages are shown in the
 sentence. The reply says honestly that
 the articles "don't seem to cover" a question when no sentence is close to it (`NOT_FOUND_THRESHOLD`),
 when every name the question gives is unknown to the collection, or when it asks about a year that
-no retrieved passage mentions (a year the collection rarely mentions, none of the sources).
+no retrieved passage mentions (for a year the collection rarely mentions, that none of the sources does).
 """
 
 from __future__ import annotations
@@ -59,8 +59,9 @@ _NAMED = re.compile(
 )
 PHRASE_DEPTH = 20  # passages sharing a name's words that are searched for the name as a phrase
 NEAR_SPELLING = 0.85  # a word this similar to a passage's (difflib's ratio) is taken for a misspelling of it
-COMMON_NAME = 300  # a known name whose every word is in this many passages does not vouch for an unknown one;
-# a year in fewer must be in a source, not only in some retrieved passage
+# A name whose every word is in this many passages is common: it does not vouch for an unknown name; a year
+# in fewer passages must be in a source, not only in some retrieved passage.
+COMMON_NAME = 300
 
 
 def is_follow_up(question: str) -> bool:
