@@ -7,8 +7,9 @@ body) and writes the index of that folder straight into the index folder, in bul
 with its source passage's vector plus Gaussian noise, re-normalized (cosine about 0.7 to the
 source: a spread like that of distinct passages), and its real text and terms for BM25. A
 following `Library.sync()` sees every synthetic article as unchanged, so the index behaves as if
-it had been built from that folder, without embedding it. Synthetic passages have no sentence
-vectors (`synthetic_library`): the second stage is measured on real articles by `qa eval`.
+it had been built from that folder, without embedding it. For a library that keeps sentence vectors,
+each synthetic passage gets its source passage's; `synthetic_library` keeps none (the second search
+stage is measured on real articles by `qa eval`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from qa.articles import load_file
 from qa.embed import Embedder
 from qa.hashing import digest
 from qa.lexical import LexicalIndex, Part, Segment, terms
+from qa.sentences import PassageSentences, PassageText, SentenceVectors
 from qa.store import FORMAT_VERSION, Store, build_faiss, choose_layout
 from qa.store.faiss_files import feasible_layout, write_faiss
 
@@ -73,10 +75,11 @@ class Base:
     text_terms: list[list[str]]
     title_terms: list[list[str]]
     manifest: dict[str, object]
+    sentences: list[PassageSentences]  # of each text, with its title (empty when the library keeps none)
 
 
-def real_base(library: Library) -> Base:
-    """The passages, titles and vectors of an index `library` has built."""
+def real_base(library: Library, sentences: bool = False) -> Base:
+    """The passages, titles and vectors of an index `library` has built (and their sentence vectors)."""
     db = library.store.db
     rows = db.execute(
         "SELECT p.row, p.text, MIN(a.title) FROM passages p JOIN articles a ON a.body_hash = p.body_hash "
@@ -88,7 +91,9 @@ def real_base(library: Library) -> Base:
     vectors = np.vstack([found[row] for row, _, _ in rows]).astype(np.float32)
     stored = library.store.manifest()
     manifest = {key: stored[key] for key in ("model", "dimension", "shape", "built_at")}
-    return Base(texts, titles, vectors, terms(texts), terms(titles), manifest)
+    kept = library.sentences if sentences else None
+    found = kept.get([PassageText(title, text, "base") for _, text, title in rows]) if kept else []
+    return Base(texts, titles, vectors, terms(texts), terms(titles), manifest, found)
 
 
 def build_base(corpus: Path, scratch: Path, articles: int, embedder: Embedder) -> Base:
@@ -97,7 +102,7 @@ def build_base(corpus: Path, scratch: Path, articles: int, embedder: Embedder) -
     copy_articles(bbc_files(corpus, articles), folder)
     library = Library(settings_for(folder, scratch / "base-index"), embedder=embedder)
     library.sync()
-    base = real_base(library)
+    base = real_base(library, sentences=True)
     library.store.close()
     return base
 
@@ -124,7 +129,11 @@ def fill(library: Library, passages: int, base: Base, seed: int = 0, chunk: int 
     settings = library.settings
     store = Store(settings.index_dir, settings.faiss_index)
     with store.writing():
-        body_hashes = _write_articles(store, settings.articles_dir / SYNTHETIC_FOLDER, sources, bounds, base)
+        body_hashes, article_ids = _write_articles(
+            store, settings.articles_dir / SYNTHETIC_FOLDER, sources, bounds, base
+        )
+        if library.sentences is not None and base.sentences:
+            _write_sentences(library.sentences, sources, bounds, article_ids, base, chunk)
         _write_passages(store, sources, bounds, body_hashes, base, seed, chunk)
         manifest = {**base.manifest, "format": FORMAT_VERSION, "generation": 1, "checksums": {}}
         lexical, checksums = store.segments.write(_lexical(sources, bounds, base), "lexical-1", {})
@@ -178,18 +187,18 @@ def _draw_articles(
 
 
 def _write_articles(store: Store, folder: Path, sources: npt.NDArray[np.int64], bounds: npt.NDArray[np.int64],
-                    base: Base) -> list[str]:
+                    base: Base) -> tuple[list[str], list[str]]:
     """Write the article files (ARTICLES_PER_FILE lines each), read them back as the build does, and
-    insert their articles and bodies. Returns each article's body hash, in order."""
+    insert their articles and bodies. Returns each article's body hash and id, in order."""
     folder.mkdir(parents=True, exist_ok=True)
     escaped = [json.dumps(text)[1:-1] for text in base.texts]
-    titles = [json.dumps(title) for title in base.titles]
     body_hashes: list[str] = []
+    article_ids: list[str] = []
     db = store.db
     for first in range(0, len(bounds) - 1, ARTICLES_PER_FILE):
         numbers = range(first, min(first + ARTICLES_PER_FILE, len(bounds) - 1))
         lines = "".join(
-            f'{{"id": "s{number}", "title": {titles[number % len(titles)]}, "text": "'
+            f'{{"id": "s{number}", "title": {json.dumps(synthetic_title(base, number))}, "text": "'
             + "\\n\\n".join(escaped[at] for at in sources[bounds[number] : bounds[number + 1]].tolist())
             + '"}\n'
             for number in numbers
@@ -208,7 +217,33 @@ def _write_articles(store: Store, folder: Path, sources: npt.NDArray[np.int64], 
             )
             db.executemany("INSERT INTO bodies VALUES (?, ?)", ((a.body_hash, a.text) for a in articles))
         body_hashes += [a.body_hash for a in articles]
-    return body_hashes
+        article_ids += [a.article_id for a in articles]
+    return body_hashes, article_ids
+
+
+def synthetic_title(base: Base, number: int) -> str:
+    """The title of synthetic article `number`: a base title and the article's id, so that no two are alike
+    (sentence vectors are kept by title and text)."""
+    return f"{base.titles[number % len(base.titles)]} (s{number})"
+
+
+def _id_term(number: int) -> str:
+    """The BM25 term the id adds to a synthetic title."""
+    return f"s{number}"
+
+
+def _write_sentences(sentences: SentenceVectors, sources: npt.NDArray[np.int64], bounds: npt.NDArray[np.int64],
+                     article_ids: list[str], base: Base, chunk: int) -> None:
+    """Give each synthetic passage its source passage's sentence vectors, under its own article's title."""
+    owners = np.repeat(np.arange(len(bounds) - 1), np.diff(bounds))
+    for start, stop in _chunk_ranges(len(sources), chunk):
+        at = sources[start:stop].tolist()
+        owner = owners[start:stop].tolist()
+        sentences.store(
+            [PassageText(synthetic_title(base, number), base.texts[source], article_ids[number])
+             for number, source in zip(owner, at, strict=True)],
+            [base.sentences[source] for source in at],
+        )
 
 
 def _write_passages(store: Store, sources: npt.NDArray[np.int64], bounds: npt.NDArray[np.int64],
@@ -236,7 +271,7 @@ def _write_passages(store: Store, sources: npt.NDArray[np.int64], bounds: npt.ND
                 zip(range(start + 1, stop + 1), [body_hashes[number] for number in owner], ordinal, begin,
                     (starts[start:stop] + lengths[start:stop]).tolist(), ordinal,
                     [base.texts[source] for source in at], keys,
-                    [f"{title_terms[number % len(title_terms)]} {text_terms[source]}".strip()
+                    [f"{title_terms[number % len(title_terms)]} {_id_term(number)} {text_terms[source]}".strip()
                      for number, source in zip(owner, at, strict=True)], strict=True),
             )
             store.db.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?)",
@@ -260,14 +295,18 @@ def _vector_chunks(base: Base, sources: npt.NDArray[np.int64], seed: int,
 
 
 def _lexical(sources: npt.NDArray[np.int64], bounds: npt.NDArray[np.int64], base: Base) -> LexicalIndex:
-    """One BM25 segment of every synthetic passage: its article's title terms and its source's terms.
+    """One BM25 segment of every synthetic passage: its article's title terms (its id's too) and its source's terms.
 
     Each (title, source) pair in use is counted once; the passages' (term, count) pairs are gathered
-    from those with numpy and sorted term-major (stable, so positions increase within a term).
+    from those with numpy, each passage's id term added, and sorted term-major, then by position.
     """
-    vocabulary = sorted({term for words in base.title_terms + base.text_terms for term in words})
-    ids = {term: at for at, term in enumerate(vocabulary)}
     owners = np.repeat(np.arange(len(bounds) - 1), np.diff(bounds))
+    known = {term for words in base.title_terms + base.text_terms for term in words}
+    id_terms = [_id_term(number) for number in range(len(bounds) - 1)]
+    if known.intersection(id_terms):
+        raise RuntimeError(f"the base passages use an id term: {sorted(known.intersection(id_terms))[:5]}")
+    vocabulary = sorted(known.union(id_terms))
+    ids = {term: at for at, term in enumerate(vocabulary)}
     pairs, combo_of = np.unique((owners % len(base.titles)) * len(base.texts) + sources, return_inverse=True)
     counted = [Counter(base.title_terms[title] + base.text_terms[source])
                for title, source in zip(*np.divmod(pairs, len(base.texts)), strict=True)]
@@ -278,14 +317,17 @@ def _lexical(sources: npt.NDArray[np.int64], bounds: npt.NDArray[np.int64], base
     starts = np.cumsum(sizes) - sizes
     sizes, starts = sizes[combo_of], starts[combo_of]  # per passage
     gather = np.arange(int(sizes.sum()), dtype=np.int64) + np.repeat(starts - (np.cumsum(sizes) - sizes), sizes)
-    term_of, counts = terms_of[gather], counts_of[gather]
+    passages = np.arange(len(sources), dtype=np.int32)
+    id_of = np.fromiter((ids[term] for term in id_terms), dtype=np.int32, count=len(id_terms))
+    term_of = np.concatenate([terms_of[gather], id_of[owners]])
+    counts = np.concatenate([counts_of[gather], np.ones(len(sources), dtype=np.float32)])
     del gather
-    docs = np.repeat(np.arange(len(sources), dtype=np.int32), sizes)
-    order = np.argsort(term_of, kind="stable")
+    docs = np.concatenate([np.repeat(passages, sizes), passages])
+    order = np.lexsort((docs, term_of))
     indptr = np.zeros(len(vocabulary) + 1, dtype=np.int64)
     np.cumsum(np.bincount(term_of, minlength=len(vocabulary)), out=indptr[1:])
     del term_of
-    segment = Segment(rows=np.arange(1, len(sources) + 1, dtype=np.int64), lengths=totals[combo_of],
+    segment = Segment(rows=np.arange(1, len(sources) + 1, dtype=np.int64), lengths=totals[combo_of] + 1,
                       vocabulary=vocabulary, indptr=indptr, docs=docs[order], counts=counts[order])
     return LexicalIndex([Part(segment)])
 

@@ -101,6 +101,15 @@ class SentenceVectors:
             embedded += len(todo)
         return embedded
 
+    def store(self, passages: Sequence[PassageText], found: Sequence[PassageSentences]) -> None:
+        """Keep sentence vectors made elsewhere (copies of another index's) for `passages`, in order."""
+        rows = [
+            (self._key(p), p.article_id, np.asarray(f.spans, dtype=np.int32).reshape(-1, 2).tobytes(),
+             f.vectors.astype(np.float16).tobytes())
+            for p, f in zip(passages, found, strict=True)
+        ]
+        self._write(rows, {row[0]: f for row, f in zip(rows, found, strict=True)})
+
     def count(self) -> int:
         """How many passages have their sentence vectors stored."""
         with self._lock:

@@ -15,9 +15,10 @@ import pytest
 
 from bench.bbc import CORPUS_HELP
 from bench.corpus import Base, fill, real_base, settings_for, synthetic_library
+from qa.sentences import PassageText
 from qa import Library
 from qa.embed import Embedder
-from qa.lexical import LexicalIndex
+from qa.lexical import LexicalIndex, terms
 from tests.conftest import FIXTURES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,7 +68,7 @@ def base(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Base:
     folder = tmp_path_factory.mktemp("base")
     library = Library(settings_for(FIXTURES / "articles", folder / "index"), embedder=embedder)
     library.sync()
-    found = real_base(library)
+    found = real_base(library, sentences=True)
     library.store.close()
     return found
 
@@ -94,6 +95,32 @@ def test_a_synthetic_index_is_what_a_build_of_its_articles_folder_would_hold(
     exhaustive = LexicalIndex.build(rows, stored_terms)  # BM25 counted from the stored terms, passage by passage
     for question in ("What did the central bank decide about rates?", "glacier melting study", "lighthouse keeper"):
         assert library.store.search_terms(question, 20) == exhaustive.search(question, 20)
+
+
+def test_a_synthetic_index_gives_each_passage_its_source_s_sentence_vectors(
+    base: Base, tmp_path: Path, embedder: Embedder
+) -> None:
+    settings = settings_for(tmp_path / "articles", tmp_path / "index")
+    settings.articles_dir.mkdir()
+    library = Library(settings, embedder=embedder)
+
+    fill(library, 300, base)
+    articles = dict(library.store.db.execute("SELECT article_id, title FROM articles").fetchall())
+    assert library.sentences.article_ids() == set(articles)
+    stored = library.sentences.count()
+    assert library.sync().passages_total == 300
+    assert library.sentences.count() == stored  # nothing left to embed
+
+    (article_id,) = library.store.db.execute(
+        "SELECT a.article_id FROM articles a JOIN passages p ON p.body_hash = a.body_hash WHERE p.row = 1"
+    ).fetchone()
+    text = library.store.passages([1])[1].text
+    (found,) = library.sentences.get([PassageText(articles[article_id], text, article_id)])
+    source = base.sentences[base.texts.index(text)]
+    assert found.spans == source.spans and np.allclose(found.vectors, source.vectors, atol=1e-3)
+    (stored_terms,) = library.store.db.execute("SELECT terms FROM passages WHERE row = 1").fetchone()
+    assert stored_terms.split() == terms([articles[article_id]])[0] + terms([text])[0]  # as a build splits them
+    library.store.close()
 
 
 def test_the_synthetic_vectors_are_their_sources_plus_noise(base: Base, tmp_path: Path, embedder: Embedder) -> None:
