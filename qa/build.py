@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 
 import numpy as np
@@ -130,7 +130,8 @@ def sync(
         )
         store.apply(change)
         if sentences is not None:
-            _fill_sentences(sentences, passages, folder.articles, updated)
+            gone = None if change.reset else removed + [a.article_id for a in updated]
+            _fill_sentences(sentences, passages, folder.articles, gone)
         if after:
             after(store, None if change.reset else [article.article_id for article in added + updated])
         report = SyncReport(
@@ -175,10 +176,12 @@ def embed_share(
     return _vectors(store, embedder, to_embed, keys, lengths, progress)[1]
 
 
-def _first_articles(articles: list[Article]) -> dict[str, Article]:
-    """body_hash -> the article whose title and id the body's hits cite (the first by article id)."""
+def _first_articles(articles: list[Article], bodies: Collection[str] | None = None) -> dict[str, Article]:
+    """body_hash -> the article whose title and id the body's hits cite (the first by article id), for
+    every body or only `bodies`."""
     first: dict[str, Article] = {}
-    for article in sorted(articles, key=lambda a: a.article_id):
+    wanted = articles if bodies is None else [a for a in articles if a.body_hash in bodies]
+    for article in sorted(wanted, key=lambda a: a.article_id):
         first.setdefault(article.body_hash, article)
     return first
 
@@ -188,16 +191,21 @@ def _catch_up(sentences: SentenceVectors, settings: Settings, embedder: Embedder
     stored = sentences.article_ids()
     missing = {body: a.text for body, a in _first_articles(articles).items() if a.article_id not in stored}
     if missing:
-        _fill_sentences(sentences, _plan(settings, embedder, missing, articles)[0], articles, [])
+        _fill_sentences(sentences, _plan(settings, embedder, missing, articles)[0], articles, None)
 
 
 def _fill_sentences(
-    sentences: SentenceVectors, passages: list[Passage], articles: list[Article], updated: list[Article]
+    sentences: SentenceVectors, passages: list[Passage], articles: list[Article], gone: list[str] | None
 ) -> None:
-    """Embed the sentences of the new passages with the title their hits will cite (the first article's)."""
-    first = _first_articles(articles)
+    """Forget the sentences of the `gone` articles (removed or changed; None: of every article not in
+    `articles`), then embed those of the new passages with the title their hits will cite (the first
+    article's)."""
+    first = _first_articles(articles, {p.body_hash for p in passages})
     started = time.perf_counter()
-    sentences.forget([a.article_id for a in updated], keep={a.article_id for a in articles})
+    if gone is None:
+        sentences.forget(keep={a.article_id for a in articles})
+    else:
+        sentences.forget(gone)
     done = sentences.fill([
         PassageText(first[p.body_hash].title, p.text, first[p.body_hash].article_id) for p in passages
     ])
@@ -214,9 +222,7 @@ def _plan(
     )
     counted = [pair for key, text in bodies.items() for pair in splitter.split_counted(text, key)]
     passages = [passage for passage, _ in counted]
-    titles: dict[str, str] = {}
-    for article in sorted(articles, key=lambda a: a.article_id):
-        titles.setdefault(article.body_hash, article.title)
+    titles = {body: article.title for body, article in _first_articles(articles, bodies).items()}
     titled = [f"{titles[p.body_hash]}\n{p.text}" for p in passages]
     to_embed = titled if settings.title_in_vectors else [p.text for p in passages]
     keys = [digest(f"{settings.model}\x1f{text}") for text in to_embed]

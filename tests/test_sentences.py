@@ -32,6 +32,21 @@ def test_a_removed_article_takes_its_sentences_with_it(faiss_library: Library) -
     assert "glacier-study.json" not in stored and "venezuela-maduro-us-negotiations.txt" in stored
 
 
+def test_an_edited_article_keeps_only_its_new_sentences(faiss_library: Library) -> None:
+    faiss_library.sync()
+    index = faiss_library.settings.index_dir
+    with sqlite3.connect(index / SENTENCES_FILE) as db:
+        before = db.execute("SELECT COUNT(*) FROM sentences WHERE article_id = 'ecb-rates.md'").fetchone()[0]
+    (faiss_library.settings.articles_dir / "ecb-rates.md").write_text(
+        "# ECB holds rates\n\nThe European Central Bank kept its interest rates unchanged on Thursday.\n"
+    )
+    faiss_library.sync()
+    with sqlite3.connect(index / SENTENCES_FILE) as db:
+        rows = db.execute("SELECT spans FROM sentences WHERE article_id = 'ecb-rates.md'").fetchall()
+    assert before >= 1 and len(rows) == 1  # the one passage of the new text; the old ones are gone
+    assert "venezuela-maduro-us-negotiations.txt" in stored_articles(index)
+
+
 def test_lost_sentence_vectors_are_embedded_again_on_first_use(faiss_library: Library) -> None:
     faiss_library.sync()
     first = faiss_library.answer("Who interviewed Maduro?", k=3)

@@ -332,11 +332,13 @@ class Catalog:
 
     def passage_count(self, body_hashes: Iterable[str]) -> int:
         """How many passages the bodies hold."""
-        wanted = set(body_hashes)
-        if not wanted:
-            return 0
-        rows = self.db.execute("SELECT body_hash, COUNT(*) FROM passages GROUP BY body_hash").fetchall()
-        return sum(count for body, count in rows if body in wanted)
+        wanted = sorted(set(body_hashes))
+        total = 0
+        for at in range(0, len(wanted), 500):
+            chunk = wanted[at : at + 500]
+            query = f"SELECT COUNT(*) FROM passages WHERE body_hash IN ({','.join('?' * len(chunk))})"
+            total += self.db.execute(query, chunk).fetchone()[0]
+        return total
 
     def passage_total(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM passages").fetchone()[0]
