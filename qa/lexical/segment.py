@@ -1,11 +1,8 @@
 """The blocks a `LexicalIndex` is made of: immutable segments of term counts, and the merge policy.
 
 A `Segment` holds its passages' term counts term-major (like a CSC matrix) and is saved as plain
-`.npy` files (no pickle) and its vocabulary as JSON. A loaded segment maps its postings (`docs`,
-`counts`) from their files instead of reading them: a search touches only its terms' pages, and the
-rest stays in the system's file cache, not in the process (files are written once, never changed in
-place). A `Part` is a segment with the positions of its passages deleted since it was written.
-`compact` merges the newest segments size-tiered.
+`.npy` files (no pickle) and its vocabulary as JSON. A `Part` is a segment with the positions of
+its passages deleted since it was written. `compact` merges the newest segments size-tiered.
 """
 
 from __future__ import annotations
@@ -19,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-MAPPED = ("docs", "counts")  # the postings, mapped from their files when loaded
 MERGE_RATIO = 3  # merge the newest segments while the next older one holds at most 3x their passages
 Rows = npt.NDArray[np.int64]
 
@@ -121,11 +117,8 @@ class Segment:
 
     @classmethod
     def load(cls, folder: Path) -> Segment:
-        """The segment saved in `folder`, its postings mapped (their positions are not scanned: the store
-        checks every file's checksum before loading it).
-
-        Raises OSError or ValueError when the files are missing or inconsistent."""
-        arrays = {name: np.load(folder / f"{name}.npy", allow_pickle=False, mmap_mode="r" if name in MAPPED else None)
+        """Raises OSError or ValueError when the files are missing or inconsistent."""
+        arrays = {name: np.load(folder / f"{name}.npy", allow_pickle=False)
                   for name in ("rows", "lengths", "indptr", "docs", "counts")}
         vocabulary = json.loads((folder / "terms.json").read_text(encoding="utf-8"))
         segment = cls(
@@ -139,6 +132,7 @@ class Segment:
             not isinstance(vocabulary, list) or len(segment.indptr) != len(vocabulary) + 1
             or len(segment.lengths) != len(segment.rows) or len(segment.counts) != postings
             or (len(segment.indptr) and int(segment.indptr[-1]) != postings)
+            or (postings and int(segment.docs.max()) >= len(segment.rows))
         ):
             raise ValueError(f"the segment in {folder.name} is inconsistent")
         return segment
