@@ -15,10 +15,10 @@ import pytest
 
 from bench.bbc import CORPUS_HELP
 from bench.corpus import Base, fill, real_base, settings_for, synthetic_library
-from qa.sentences import PassageText
 from qa import Library
 from qa.embed import Embedder
 from qa.lexical import LexicalIndex, terms
+from qa.sentences import PassageText
 from tests.conftest import FIXTURES
 
 ROOT = Path(__file__).resolve().parent.parent
