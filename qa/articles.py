@@ -39,10 +39,15 @@ _DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%d %B %Y", "%d %b %Y", "%B %d, %Y", "%
 
 @dataclass(frozen=True)
 class Folder:
-    """Everything read from one articles folder."""
+    """Everything read from one articles folder: its articles, what was wrong with its files, every
+    file's relative path, and the files read from disk this time (not taken from a `FileCache`) with
+    their articles."""
 
     articles: list[Article]
     problems: list[Problem]
+    files: list[str] = field(default_factory=list)
+    read: list[str] = field(default_factory=list)
+    fresh: list[Article] = field(default_factory=list)
 
 
 SETTLED_SECONDS = 2.0  # a file changed this recently before it was read is read again next time
@@ -73,11 +78,15 @@ def load_folder(folder: Path, cache: FileCache | None = None) -> Folder:
         )
     articles: list[Article] = []
     problems: list[Problem] = []
+    files: list[str] = []
+    read: list[str] = []
+    fresh: list[Article] = []
     settled = time.time_ns() - int(SETTLED_SECONDS * 1e9)
     kept: dict[str, tuple[FileKey, list[Article], list[Problem]]] = {}
     reused = 0
     for path in _article_files(folder):
         relative = path.relative_to(folder).as_posix()
+        files.append(relative)
         key = _file_key(path) if cache is not None else None
         if cache is not None and key is not None and (entry := cache.entries.get(relative)) and entry[0] == key:
             found, caveats = entry[1], entry[2]
@@ -87,6 +96,8 @@ def load_folder(folder: Path, cache: FileCache | None = None) -> Folder:
                 found, caveats = load_file(path, relative)  # read after the key was taken: never newer than it
             except ArticleError as error:
                 found, caveats = [], [Problem(relative, str(error))]
+            read.append(relative)
+            fresh.extend(found)
         if key is not None and max(key[2], key[3]) < settled:
             kept[relative] = (key, found, caveats)
         articles.extend(found)
@@ -98,7 +109,7 @@ def load_folder(folder: Path, cache: FileCache | None = None) -> Folder:
                 logger.warning("%s", caveat)
     if cache is not None:
         cache.entries, cache.reused = kept, reused
-    return Folder(articles, problems)
+    return Folder(articles, problems, files, read, fresh)
 
 
 def _file_key(path: Path) -> FileKey | None:

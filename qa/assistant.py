@@ -13,6 +13,7 @@ from .answer import Answer, Composer
 from .articles import FileCache
 from .backends import copy_index, open_store
 from .build import embed_share, sync
+from .changes import Indexed
 from .config import Settings
 from .dates import read_when
 from .embed import Embedder, Vectors
@@ -69,6 +70,7 @@ class Library:
         self._sync_lock = threading.Lock()
         self._beside = ThreadPoolExecutor(1, thread_name_prefix="qa-bm25")  # BM25 beside the dense search
         self.file_cache = FileCache()  # what each article file held at the last sync
+        self.indexed = Indexed()  # what the index held after it
         self._article_map: tuple[tuple[object, object], ArticleMap] | None = None  # (index generation, map)
         self._article_map_lock = threading.Lock()
         self.ratings = RatingsStore(self.settings.index_dir)  # readers' ratings, kept across rebuilds
@@ -80,7 +82,7 @@ class Library:
             report = sync(
                 self.settings, self.store, self.embedder, rebuild=rebuild, progress=progress,
                 after=lambda store, changed: self._note_health(store, changed, previous), files=self.file_cache,
-                sentences=self.sentences,
+                sentences=self.sentences, known=self.indexed,
             )
             self._synced = True
             return report

@@ -17,7 +17,8 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from .articles import FileCache, load_folder
+from .articles import FileCache, Folder, load_folder
+from .changes import Changes, Indexed, full_changes, quick_changes
 from .config import Settings
 from .embed import Embedder
 from .hashing import digest
@@ -53,6 +54,7 @@ def sync(
     after: Callable[[IndexStore, list[str] | None], None] | None = None,
     files: FileCache | None = None,
     sentences: SentenceVectors | None = None,
+    known: Indexed | None = None,
 ) -> SyncReport:
     """Bring the index in `store` up to date with `settings.articles_dir`.
 
@@ -60,13 +62,17 @@ def sync(
     health figures yet): the place to add notes such as the headline self-check to the manifest.
     `changed` lists the added and updated article ids, or is None after a full build. `files` keeps
     what each file held between syncs, so unchanged files are not read again (see `qa.articles`).
-    `sentences` gets the sentence vectors of the new passages (see `qa.sentences`).
+    `sentences` gets the sentence vectors of the new passages (see `qa.sentences`). `known` keeps what the
+    index holds between syncs, so a small change is compared alone (see `qa.changes`).
 
     Raises:
         ConfigError: the articles folder is missing, or the model cannot be loaded.
         BusyError: another process is writing this index.
     """
     started = time.perf_counter()
+    remembered = known.version if known is not None else None
+    if known is not None:
+        known.version = None  # until this sync is done: the file cache may move on without the index
     folder = load_folder(settings.articles_dir, files)
     with store.writing():
         damage = _set_aside_if_unusable(store)
@@ -77,33 +83,33 @@ def sync(
         maintained = store if isinstance(store, Maintainable) else None
         if manifest and not reason and maintained and (reason := maintained.damage()):
             logger.warning("rebuilding the index from the articles: %s", reason)
-        indexed = {} if reason else store.article_hashes()
-        have = set() if reason else store.body_hashes()
-        current = {article.article_id: article for article in folder.articles}
+        valid = known is not None and remembered is not None and remembered == index_version(manifest)
+        quick = quick_changes(folder, known) if known is not None and valid and not reason else None
+        changes = quick if quick is not None else full_changes(
+            folder.articles, {} if reason else store.article_hashes(), set() if reason else store.body_hashes()
+        )
+        added, updated, removed = changes.added, changes.updated, changes.removed
+        new_bodies, old_bodies = changes.new_bodies, changes.old_bodies
+        # a body the index lacks comes from an added or updated article (compared in full, from any)
+        sources = changes.fresh if quick is not None else folder.articles
 
-        added = [a for key, a in current.items() if key not in indexed]
-        updated = [a for key, a in current.items() if key in indexed and indexed[key][0] != a.record_hash]
-        removed = [key for key in indexed if key not in current]
-        bodies = {article.body_hash: article.text for article in current.values()}
-        new_bodies = {key: text for key, text in bodies.items() if key not in have}
-        old_bodies = [key for key in have if key not in bodies]
-
-        if manifest and not reason and not (added or updated or removed or new_bodies or old_bodies):
+        if manifest and not reason and not changes:
             refitted = bool(maintained and maintained.refit_faiss())  # another FAISS layout: from stored vectors
             if after and (refitted or "health" not in manifest):
                 after(store, None)
             total = store.counts()["passages"]
-            if sentences is not None:  # an index made before they were kept, or a lost sentences file
+            if sentences is not None and quick is None:  # an index made before they were kept, or a lost file
                 _catch_up(sentences, settings, embedder, folder.articles)
+            _remember(known, store, folder, changes, quick is not None)
             return SyncReport(
-                unchanged=len(current), passages_total=total, seconds=time.perf_counter() - started,
+                unchanged=len(folder.articles), passages_total=total, seconds=time.perf_counter() - started,
                 problems=folder.problems,
             )
 
         stored_plan = EncoderPlan.from_json(manifest.get("encoder"))
         if stored_plan:
             embedder.follow(stored_plan)  # all of an index's vectors are made one way
-        passages, titled, to_embed, keys, lengths = _plan(settings, embedder, new_bodies, folder.articles)
+        passages, titled, to_embed, keys, lengths = _plan(settings, embedder, new_bodies, sources)
         vectors, embedded, cached = _vectors(store, embedder, to_embed, keys, lengths, progress)
         used = embedder.planned()
         encoder = used.after(None if reason else stored_plan) if used else stored_plan
@@ -131,14 +137,14 @@ def sync(
         store.apply(change)
         if sentences is not None:
             gone = None if change.reset else removed + [a.article_id for a in updated]
-            _fill_sentences(sentences, passages, folder.articles, gone)
+            _fill_sentences(sentences, passages, sources, gone)
         if after:
             after(store, None if change.reset else [article.article_id for article in added + updated])
         report = SyncReport(
             added=len(added),
             updated=len(updated),
             removed=len(removed),
-            unchanged=len(current) - len(added) - len(updated),
+            unchanged=len(folder.articles) - len(added) - len(updated),
             passages_added=len(passages),
             passages_removed=removed_passages,
             passages_embedded=embedded,
@@ -148,8 +154,27 @@ def sync(
             rebuilt_because=reason,
             problems=folder.problems,
         )
+        _remember(known, store, folder, changes, quick is not None and not change.reset)
     logger.info("sync: %s", report.summary())
     return report
+
+
+def index_version(manifest: dict[str, object]) -> tuple[object, object]:
+    """What tells one state of an index from another: its generation and build time."""
+    return manifest.get("generation"), manifest.get("built_at")
+
+
+def _remember(known: Indexed | None, store: IndexStore, folder: Folder, changes: Changes, quick: bool) -> None:
+    """Keep what the index now holds for the next sync's quick comparison (see `qa.changes`)."""
+    if known is None:
+        return
+    version = index_version(store.manifest())
+    if quick:
+        known.apply(folder, changes, version)
+    else:
+        known.reset(version, folder.articles)
+        if len(known.articles) != len(folder.articles):  # one id in two files: compare in full each time
+            known.version = None
 
 
 def embed_share(
