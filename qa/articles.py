@@ -4,7 +4,8 @@ A file that cannot be read is reported as a `Problem` naming the file and why; t
 the folder is still read. Nothing here ever writes to the articles folder.
 
 A long-lived reader (the `Library`) passes a `FileCache`: a file whose inode, size, modification
-and status-change times are those it had when it was read is not read again. Any write to a file
+and status-change times are those it had when it was read is not read again; its articles come from
+the cache without their bodies (`Article.without_body`), which the cache does not keep. Any write to a file
 sets its status-change time (ctime) to the current time, and no tool can set it back, so an edited
 file is read again even if its size and modification time are kept (`cp -p`, `touch -d`). The one
 edit it could miss is a second write within the file system's clock tick after the file was read:
@@ -56,7 +57,7 @@ FileKey = tuple[int, int, int, int]  # (inode, size, mtime_ns, ctime_ns)
 
 @dataclass
 class FileCache:
-    """What each file held when it was read, by relative path: (file key, articles, problems)."""
+    """What each file held when it was read, by relative path: (file key, articles without bodies, problems)."""
 
     entries: dict[str, tuple[FileKey, list[Article], list[Problem]]] = field(default_factory=dict)
     reused: int = 0  # files not read again by the last `load_folder`
@@ -91,6 +92,7 @@ def load_folder(folder: Path, cache: FileCache | None = None) -> Folder:
         if cache is not None and key is not None and (entry := cache.entries.get(relative)) and entry[0] == key:
             found, caveats = entry[1], entry[2]
             reused += 1
+            kept[relative] = entry
         else:
             try:
                 found, caveats = load_file(path, relative)  # read after the key was taken: never newer than it
@@ -98,8 +100,8 @@ def load_folder(folder: Path, cache: FileCache | None = None) -> Folder:
                 found, caveats = [], [Problem(relative, str(error))]
             read.append(relative)
             fresh.extend(found)
-        if key is not None and max(key[2], key[3]) < settled:
-            kept[relative] = (key, found, caveats)
+            if key is not None and max(key[2], key[3]) < settled:
+                kept[relative] = (key, [article.without_body() for article in found], caveats)
         articles.extend(found)
         problems.extend(caveats)
         for caveat in caveats:

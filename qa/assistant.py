@@ -12,7 +12,7 @@ from pathlib import Path
 from .answer import Answer, Composer
 from .articles import FileCache
 from .backends import copy_index, open_store
-from .build import embed_share, sync
+from .build import embed_share, give_back_memory, sync
 from .changes import Indexed
 from .config import Settings
 from .dates import read_when
@@ -79,11 +79,14 @@ class Library:
         """Bring the index up to date with the articles folder (see `qa.build.sync`)."""
         with self._sync_lock:
             previous = self._health()
+            full = self.indexed.version is None  # this sync compares every article (see `qa.changes`)
             report = sync(
                 self.settings, self.store, self.embedder, rebuild=rebuild, progress=progress,
                 after=lambda store, changed: self._note_health(store, changed, previous), files=self.file_cache,
                 sentences=self.sentences, known=self.indexed,
             )
+            if full:
+                give_back_memory()
             self._synced = True
             return report
 

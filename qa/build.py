@@ -10,6 +10,7 @@ rebuilt from the articles; a damaged FAISS or BM25 file is rebuilt from what SQL
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import time
 from collections.abc import Callable, Collection
@@ -83,11 +84,17 @@ def sync(
         maintained = store if isinstance(store, Maintainable) else None
         if manifest and not reason and maintained and (reason := maintained.damage()):
             logger.warning("rebuilding the index from the articles: %s", reason)
-        valid = known is not None and remembered is not None and remembered == index_version(manifest)
+        valid = known is not None and remembered is not None and remembered == manifest
+        valid = valid and (sentences is None or sentences.path.is_file())  # a lost file: catch up in full
         quick = quick_changes(folder, known) if known is not None and valid and not reason else None
-        changes = quick if quick is not None else full_changes(
-            folder.articles, {} if reason else store.article_hashes(), set() if reason else store.body_hashes()
-        )
+        if quick is None:
+            indexed, have = ({}, set()) if reason else (store.article_hashes(), store.body_hashes())
+            changes = full_changes(folder.articles, indexed, have)
+            if changes.lacks_bodies:  # bodies to embed that the file cache does not keep: read every file
+                folder = load_folder(settings.articles_dir)
+                changes = full_changes(folder.articles, indexed, have)
+        else:
+            changes = quick
         added, updated, removed = changes.added, changes.updated, changes.removed
         new_bodies, old_bodies = changes.new_bodies, changes.old_bodies
         # a body the index lacks comes from an added or updated article (compared in full, from any)
@@ -159,16 +166,20 @@ def sync(
     return report
 
 
-def index_version(manifest: dict[str, object]) -> tuple[object, object]:
-    """What tells one state of an index from another: its generation and build time."""
-    return manifest.get("generation"), manifest.get("built_at")
+def give_back_memory() -> None:
+    """Return freed heap pages to the system (glibc's `malloc_trim`; nothing where there is none). A full
+    comparison reads every article's body and drops it: without this a long-lived process keeps the pages."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _remember(known: Indexed | None, store: IndexStore, folder: Folder, changes: Changes, quick: bool) -> None:
     """Keep what the index now holds for the next sync's quick comparison (see `qa.changes`)."""
     if known is None:
         return
-    version = index_version(store.manifest())
+    version = store.manifest()  # generation, build time, files, and the articles a Milvus sync left pending
     if quick:
         known.apply(folder, changes, version)
     else:
@@ -214,7 +225,11 @@ def _first_articles(articles: list[Article], bodies: Collection[str] | None = No
 def _catch_up(sentences: SentenceVectors, settings: Settings, embedder: Embedder, articles: list[Article]) -> None:
     """Embed the sentences of the bodies that have none stored (only those bodies are split again)."""
     stored = sentences.article_ids()
-    missing = {body: a.text for body, a in _first_articles(articles).items() if a.article_id not in stored}
+    firsts = [article for article in _first_articles(articles).values() if article.article_id not in stored]
+    if not all(article.has_body for article in firsts):  # the file cache keeps no bodies: read every file
+        articles = load_folder(settings.articles_dir).articles
+        firsts = [article for article in _first_articles(articles).values() if article.article_id not in stored]
+    missing = {article.body_hash: article.text for article in firsts}
     if missing:
         _fill_sentences(sentences, _plan(settings, embedder, missing, articles)[0], articles, None)
 

@@ -1,8 +1,8 @@
 """What a sync must change: the folder's articles compared with the index's, by content hash.
 
 A first sync compares every article of the folder with every article of the index. A long-lived
-library then keeps `Indexed`, what the index holds once the sync is done, for the index generation
-it wrote; when the next sync finds that generation still current, only the files read again (new,
+library then keeps `Indexed`, what the index holds once the sync is done, with the index's manifest
+(its generation); when the next sync finds that manifest unchanged, only the files read again (new,
 edited or recently written ones) and the files gone from the folder are compared, so a sync that adds
 or deletes one article costs what that article costs, not what the collection does.
 """
@@ -33,6 +33,11 @@ class Changes:
         return bool(self.added or self.updated or self.removed or self.new_bodies or self.old_bodies)
 
     @property
+    def lacks_bodies(self) -> bool:
+        """Whether a body to embed is missing: its articles came from a file cache that keeps none."""
+        return any(not text for text in self.new_bodies.values())
+
+    @property
     def fresh(self) -> list[Article]:
         """The added and updated articles: the only ones that can bring a body the index lacks."""
         return self.added + self.updated
@@ -41,15 +46,15 @@ class Changes:
 @dataclass
 class Indexed:
     """What the index holds after a sync of this process: its articles, by file, and how many hold each
-    body. Valid while the index's `version` (its generation and build time) is the one it was made for;
+    body. Valid while the index's `version` (its manifest) is the one it was made for;
     None until a sync has filled it, and while one runs."""
 
-    version: tuple[object, object] | None = None
+    version: dict[str, object] | None = None
     articles: dict[str, IndexedArticle] = field(default_factory=dict)
     files: dict[str, list[str]] = field(default_factory=dict)  # file -> its article ids
     bodies: Counter[str] = field(default_factory=Counter)
 
-    def reset(self, version: tuple[object, object], articles: list[Article]) -> None:
+    def reset(self, version: dict[str, object], articles: list[Article]) -> None:
         """Hold exactly `articles`, as the index at `version` does."""
         self.articles, self.files, self.bodies = {}, {}, Counter()
         self.add(articles)
@@ -72,7 +77,7 @@ class Indexed:
         for article in articles:
             self.files.setdefault(article.source, []).append(article.article_id)
 
-    def apply(self, folder: Folder, changes: Changes, version: tuple[object, object]) -> None:
+    def apply(self, folder: Folder, changes: Changes, version: dict[str, object]) -> None:
         """Follow a sync of `changes` that left the index at `version`; `folder` is what it read."""
         self.remove(changes.removed + [article.article_id for article in changes.updated])
         self.add(changes.fresh)
@@ -84,15 +89,21 @@ class Indexed:
 
 def full_changes(articles: list[Article], indexed: dict[str, tuple[str, str]], have: set[str]) -> Changes:
     """Compare every article of the folder with `indexed` (article_id -> (record_hash, body_hash)) and the
-    index's body hashes `have`."""
+    index's body hashes `have`. A new body held only by articles without theirs (`Article.without_body`)
+    comes with the text "" (see `Changes.lacks_bodies`)."""
     current = {article.article_id: article for article in articles}
-    bodies = {article.body_hash: article.text for article in current.values()}
+    present: set[str] = set()
+    new_bodies: dict[str, str] = {}
+    for article in current.values():
+        present.add(article.body_hash)
+        if article.body_hash not in have and not new_bodies.get(article.body_hash):
+            new_bodies[article.body_hash] = article.text
     return Changes(
         added=[a for key, a in current.items() if key not in indexed],
         updated=[a for key, a in current.items() if key in indexed and indexed[key][0] != a.record_hash],
         removed=[key for key in indexed if key not in current],
-        new_bodies={key: text for key, text in bodies.items() if key not in have},
-        old_bodies=[key for key in have if key not in bodies],
+        new_bodies=new_bodies,
+        old_bodies=[key for key in have if key not in present],
     )
 
 

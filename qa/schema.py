@@ -38,6 +38,17 @@ class Article:
         parts = [self.title, self.text, self.source, self.url, self.date, self.author, self.publisher]
         return digest("\x1f".join(part or "" for part in parts))
 
+    @property
+    def has_body(self) -> bool:
+        """False for a copy made by `without_body` (an article read from a file always has a body)."""
+        return bool(self.text)
+
+    def without_body(self) -> Article:
+        """This article with its hashes but not its body: what a long-lived reader keeps of an unchanged file."""
+        kept = replace(self, text="")
+        kept.__dict__.update(body_hash=self.body_hash, record_hash=self.record_hash)  # the cached properties
+        return kept
+
 
 @dataclass(frozen=True)
 class Passage:

@@ -3,13 +3,16 @@ that were read again or are gone, and finds exactly what comparing everything wo
 
 from __future__ import annotations
 
+import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import qa.articles
 from qa import Library
 from qa.articles import SETTLED_SECONDS, Folder, load_folder
 from qa.changes import Changes, Indexed, full_changes, quick_changes
@@ -47,7 +50,7 @@ def test_comparing_the_files_read_again_finds_what_comparing_everything_finds(
     before: dict[str, list[tuple[str, str, str]]], after: dict[str, list[tuple[str, str, str]]]
 ) -> None:
     known = Indexed()
-    known.reset((1, "t"), folder_of(before, set()).articles)
+    known.reset({"generation": 1}, folder_of(before, set()).articles)
     changed = {name for name in after if after[name] != before.get(name)}
     folder = folder_of(after, changed)
     indexed = {key: (record, body) for key, (record, body, _) in known.articles.items()}
@@ -56,9 +59,9 @@ def test_comparing_the_files_read_again_finds_what_comparing_everything_finds(
     assert quick is not None
     assert as_sets(quick) == as_sets(full_changes(folder.articles, indexed, set(known.bodies)))
 
-    known.apply(folder, quick, (2, "t"))
+    known.apply(folder, quick, {"generation": 2})
     fresh = Indexed()
-    fresh.reset((2, "t"), folder.articles)
+    fresh.reset({"generation": 2}, folder.articles)
     assert (known.articles, known.bodies) == (fresh.articles, fresh.bodies)
     assert {name: sorted(ids) for name, ids in known.files.items()} == {
         name: sorted(ids) for name, ids in fresh.files.items()
@@ -116,3 +119,20 @@ def test_a_sync_that_failed_after_reading_the_folder_is_followed_by_a_full_compa
             faiss_library.sync()
     assert faiss_library.indexed.version is None
     assert faiss_library.sync().added == 1
+
+
+def test_bodies_the_file_cache_dropped_are_read_again_when_the_index_lost_them(
+    faiss_library: Library, articles: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(qa.articles, "SETTLED_SECONDS", 0.0)  # cache every file at once
+    time.sleep(0.05)  # a clock tick past the fixture's writes
+    faiss_library.sync()
+    fewer = tmp_path / "fewer"
+    shutil.copytree(articles, fewer)
+    (fewer / "ecb-rates.md").unlink()
+    other = Library(replace(faiss_library.settings, articles_dir=fewer), embedder=faiss_library.embedder)
+    assert other.sync().removed == 1  # the index lost the article, which the first library's cache holds bodiless
+    other.store.close()
+    report = faiss_library.sync()
+    assert (report.added, report.passages_added) == (1, report.passages_embedded + report.passages_cached) != (1, 0)
+    assert any("2.5% on Thursday" in hit.text for hit in faiss_library.retrieve("ECB deposit rate", k=3))

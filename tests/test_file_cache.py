@@ -72,3 +72,12 @@ def test_a_library_sync_reads_only_the_new_file(
     assert report.added == 1 and report.unchanged == len(load_folder(articles).articles) - 1
     assert library.file_cache.reused == len(list(articles.glob("*.*"))) - 1
     assert library.retrieve("When did the ferry strike end?", k=1)[0].citation.article_id == "ferry.txt"
+
+
+def test_the_cache_keeps_no_article_bodies(articles: Path, settled_at_once: None) -> None:
+    cache = filled_cache(articles)
+    cached = [article for _, found, _ in cache.entries.values() for article in found]
+    read = {article.article_id: article for article in load_folder(articles).articles}
+    assert cached and not any(article.text or article.has_body for article in cached)
+    assert all(article.body_hash == read[article.article_id].body_hash for article in cached)
+    assert all(article.record_hash == read[article.article_id].record_hash for article in cached)

@@ -94,7 +94,9 @@ class MilvusStore(IndexStore):
         if not self._has("meta"):
             return {}
         rows = self._query("meta", "", ["key", "value"])
-        return {row["key"]: json.loads(row["value"]) for row in rows if not row["key"].startswith(PENDING)}
+        manifest = {row["key"]: json.loads(row["value"]) for row in rows if not row["key"].startswith(PENDING)}
+        pending = sorted(json.loads(row["value"]) for row in rows if row["key"].startswith(PENDING))
+        return manifest | ({"pending": pending} if pending else {})
 
     def note(self, key: str, value: Any) -> None:
         self._ensure("meta")
