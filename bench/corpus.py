@@ -30,6 +30,7 @@ from qa.articles import load_file
 from qa.embed import Embedder
 from qa.hashing import digest
 from qa.lexical import LexicalIndex, Part, Segment, terms
+from qa.lexical.segment import compact_counts
 from qa.sentences import PassageSentences, PassageText, SentenceVectors
 from qa.store import FORMAT_VERSION, Store, build_faiss, choose_layout
 from qa.store.faiss_files import feasible_layout, write_faiss
@@ -328,7 +329,7 @@ def _lexical(sources: npt.NDArray[np.int64], bounds: npt.NDArray[np.int64], base
     np.cumsum(np.bincount(term_of, minlength=len(vocabulary)), out=indptr[1:])
     del term_of
     segment = Segment(rows=np.arange(1, len(sources) + 1, dtype=np.int64), lengths=totals[combo_of] + 1,
-                      vocabulary=vocabulary, indptr=indptr, docs=docs[order], counts=counts[order])
+                      vocabulary=vocabulary, indptr=indptr, docs=docs[order], counts=compact_counts(counts[order]))
     return LexicalIndex([Part(segment)])
 
 

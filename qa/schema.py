@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
-from functools import cached_property
 from typing import Any
 
 from .errors import QuestionError
 from .hashing import digest
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Article:
     """One news article as read from the articles folder.
 
-    `text` is the body only (no title, no metadata lines); passage spans index into it.
+    `text` is the body only (no title, no metadata lines); passage spans index into it. Slots, not a
+    dict per article: a long-lived library keeps one for every article of the folder.
     """
 
     article_id: str
@@ -26,17 +26,23 @@ class Article:
     date: str | None = None  # ISO 8601 (YYYY-MM-DD) when known
     author: str | None = None
     publisher: str | None = None  # the outlet, from a `source:` field
+    _body_hash: str | None = field(default=None, init=False, repr=False, compare=False)
+    _record_hash: str | None = field(default=None, init=False, repr=False, compare=False)
 
-    @cached_property
+    @property
     def body_hash(self) -> str:
         """Identifies the body text: identical bodies share one set of passages."""
-        return digest(self.text)
+        if self._body_hash is None:
+            object.__setattr__(self, "_body_hash", digest(self.text))
+        return self._body_hash  # type: ignore[return-value]
 
-    @cached_property
+    @property
     def record_hash(self) -> str:
         """Changes whenever anything of the article changes (text or metadata)."""
-        parts = [self.title, self.text, self.source, self.url, self.date, self.author, self.publisher]
-        return digest("\x1f".join(part or "" for part in parts))
+        if self._record_hash is None:
+            parts = [self.title, self.text, self.source, self.url, self.date, self.author, self.publisher]
+            object.__setattr__(self, "_record_hash", digest("\x1f".join(part or "" for part in parts)))
+        return self._record_hash  # type: ignore[return-value]
 
     @property
     def has_body(self) -> bool:
@@ -46,7 +52,8 @@ class Article:
     def without_body(self) -> Article:
         """This article with its hashes but not its body: what a long-lived reader keeps of an unchanged file."""
         kept = replace(self, text="")
-        kept.__dict__.update(body_hash=self.body_hash, record_hash=self.record_hash)  # the cached properties
+        object.__setattr__(kept, "_body_hash", self.body_hash)
+        object.__setattr__(kept, "_record_hash", self.record_hash)
         return kept
 
 

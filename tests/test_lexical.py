@@ -206,3 +206,15 @@ def test_a_small_sync_checks_the_new_article_and_a_few_more_not_the_whole_sample
     library.sync()
     assert embedder.queries_embedded == searched, "a sync that only deletes searches nothing"
     assert "new.txt" not in {article_id for article_id, _ in library.status().health.checked}  # type: ignore[union-attr]
+
+
+def test_term_counts_take_two_bytes_a_posting_unless_one_passes_65535(tmp_path: Path) -> None:
+    small = LexicalIndex.build([1, 2], [["harbour", "harbour", "storm"], ["storm"]])
+    assert small.parts[0].segment.counts.dtype == np.uint16
+    huge = LexicalIndex.build([1, 2], [["harbour"] * 70_000 + ["storm"], ["storm"]])
+    assert huge.parts[0].segment.counts.dtype == np.float32 and 70_000 in huge.parts[0].segment.counts
+    small.save(tmp_path / "lexical-1")
+    again = LexicalIndex.load(tmp_path / "lexical-1")
+    assert again.parts[0].segment.counts.dtype == np.uint16
+    assert again.search("harbour storm", 2) == small.search("harbour storm", 2)
+    assert huge.search("harbour storm", 2)[0][0] == 1

@@ -13,14 +13,14 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from .segment import Part, Rows, Segment, compact
+from .segment import Counts, Part, Rows, Segment, compact
 from .tokens import terms
 
 SEGMENTS_FILE = "segments.json"
 SEGMENT_FILES = ("rows.npy", "lengths.npy", "terms.json", "indptr.npy", "docs.npy", "counts.npy")
 FORMAT = 2  # 1 was a bm25s matrix refitted on every sync
 K1, B = 1.5, 0.75  # bm25s's defaults (Lucene's BM25)
-Postings = list[tuple[int, str, npt.NDArray[np.int32], npt.NDArray[np.float32]]]  # (part, term, positions, counts)
+Postings = list[tuple[int, str, npt.NDArray[np.int32], Counts]]  # (part, term, positions, counts)
 
 
 class LexicalIndex:

@@ -18,6 +18,8 @@ import numpy.typing as npt
 
 MERGE_RATIO = 3  # merge the newest segments while the next older one holds at most 3x their passages
 Rows = npt.NDArray[np.int64]
+Counts = npt.NDArray[np.uint16] | npt.NDArray[np.float32]
+COUNT_LIMIT = np.iinfo(np.uint16).max
 
 
 @dataclass(frozen=True, eq=False)
@@ -30,7 +32,8 @@ class Segment:
         vocabulary: the segment's terms; term `t`'s postings are `indptr[t]:indptr[t + 1]`.
         indptr: (len(vocabulary) + 1,) int64.
         docs: (postings,) int32 positions in `rows`, increasing within a term.
-        counts: (postings,) float32 how often the term occurs in that passage.
+        counts: (postings,) how often the term occurs in that passage: uint16 (2 bytes a posting), or float32
+            when a count passes 65,535.
         folder: the `lexical-<n>` folder the segment is saved in; None until it is saved.
     """
 
@@ -39,7 +42,7 @@ class Segment:
     vocabulary: list[str]
     indptr: npt.NDArray[np.int64]
     docs: npt.NDArray[np.int32]
-    counts: npt.NDArray[np.float32]
+    counts: Counts
     folder: str | None = None
 
     @cached_property
@@ -76,7 +79,7 @@ class Segment:
         np.cumsum(np.bincount(term_sorted, minlength=len(vocabulary)), out=indptr[1:])
         return cls(
             rows=rows, lengths=lengths.astype(np.float32), vocabulary=vocabulary,
-            indptr=indptr, docs=docs.astype(np.int32), counts=counts.astype(np.float32),
+            indptr=indptr, docs=docs.astype(np.int32), counts=compact_counts(counts),
         )
 
     @classmethod
@@ -124,7 +127,7 @@ class Segment:
         segment = cls(
             rows=arrays["rows"].astype(np.int64, copy=False), lengths=arrays["lengths"].astype(np.float32, copy=False),
             vocabulary=vocabulary, indptr=arrays["indptr"].astype(np.int64, copy=False),
-            docs=arrays["docs"].astype(np.int32, copy=False), counts=arrays["counts"].astype(np.float32, copy=False),
+            docs=arrays["docs"].astype(np.int32, copy=False), counts=compact_counts(arrays["counts"]),
             folder=folder.name,
         )
         postings = len(segment.docs)
@@ -178,3 +181,14 @@ def compact(parts: list[Part]) -> list[Part]:
         return parts
     joined = Segment.merge([(part.segment, part.dead_mask) for part in parts[first:]])
     return [*parts[:first], Part(joined)]
+
+
+def compact_counts(counts: npt.NDArray[np.generic]) -> Counts:
+    """Term counts as uint16 when every one is a whole number up to 65,535 (exact, half of float32's
+    memory; BM25 divides them in float32 all the same), else as float32."""
+    if counts.dtype == np.uint16:
+        return counts  # type: ignore[return-value]
+    if not len(counts) or (float(counts.max()) <= COUNT_LIMIT and bool(np.all(counts == np.floor(counts)))
+                           and float(counts.min()) >= 0):
+        return counts.astype(np.uint16)
+    return counts.astype(np.float32, copy=False)
