@@ -171,7 +171,7 @@ def give_back_memory() -> None:
     comparison reads every article's body and drops it: without this a long-lived process keeps the pages."""
     try:
         ctypes.CDLL(None).malloc_trim(0)
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, TypeError):  # no such function, or no C library to look in
         pass
 
 
