@@ -84,9 +84,9 @@ def sync(
         maintained = store if isinstance(store, Maintainable) else None
         if manifest and not reason and maintained and (reason := maintained.damage()):
             logger.warning("rebuilding the index from the articles: %s", reason)
-        valid = known is not None and remembered is not None and remembered == manifest
-        valid = valid and (sentences is None or sentences.path.is_file())  # a lost file: catch up in full
-        quick = quick_changes(folder, known) if known is not None and valid and not reason else None
+        lost = sentences is not None and not sentences.path.is_file()  # a lost file: catch up in full
+        valid = remembered is not None and remembered == manifest and not lost and not reason
+        quick = quick_changes(folder, known) if known is not None and valid else None
         if quick is None:
             indexed, have = ({}, set()) if reason else (store.article_hashes(), store.body_hashes())
             changes = full_changes(folder.articles, indexed, have)

@@ -332,13 +332,9 @@ class Catalog:
 
     def passage_count(self, body_hashes: Iterable[str]) -> int:
         """How many passages the bodies hold."""
-        wanted = sorted(set(body_hashes))
-        total = 0
-        for at in range(0, len(wanted), 500):
-            chunk = wanted[at : at + 500]
-            query = f"SELECT COUNT(*) FROM passages WHERE body_hash IN ({','.join('?' * len(chunk))})"
-            total += self.db.execute(query, chunk).fetchone()[0]
-        return total
+        query = "SELECT COUNT(*) FROM passages WHERE body_hash IN ({})"
+        return sum(self.db.execute(query.format(_marks(chunk)), chunk).fetchone()[0]
+                   for chunk in chunks(sorted(set(body_hashes)), 500))
 
     def passage_total(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM passages").fetchone()[0]
