@@ -72,6 +72,7 @@ class Library:
         self.file_cache = FileCache()  # what each article file held at the last sync
         self.indexed = Indexed()  # what the index held after it
         self._article_map: tuple[tuple[object, object], ArticleMap] | None = None  # (index generation, map)
+        self._passage_total: tuple[tuple[object, object], int] | None = None  # (index generation, count)
         self._article_map_lock = threading.Lock()
         self.ratings = RatingsStore(self.settings.index_dir)  # readers' ratings, kept across rebuilds
 
@@ -209,12 +210,22 @@ class Library:
 
     def article_map(self) -> ArticleMap:
         """Every article's vector (see `qa.related`), read once per generation of the index."""
-        manifest = self.store.manifest()
-        generation = (manifest.get("generation"), manifest.get("built_at"))
+        generation = self._generation()
         with self._article_map_lock:
             if self._article_map is None or self._article_map[0] != generation:
                 self._article_map = generation, ArticleMap.read(self.store)
             return self._article_map[1]
+
+    def passage_total(self) -> int:
+        """How many passages the index holds, counted once per generation of the index."""
+        generation = self._generation()
+        if self._passage_total is None or self._passage_total[0] != generation:
+            self._passage_total = generation, self.store.counts()["passages"]
+        return self._passage_total[1]
+
+    def _generation(self) -> tuple[object, object]:
+        manifest = self.store.manifest()
+        return manifest.get("generation"), manifest.get("built_at")
 
     def rate(self, answer: Answer, rating: int, source: int | None = None) -> Rating:
         """Keep a reader's rating of `answer` (source None) or of its source numbered `source`: +1 helpful,
