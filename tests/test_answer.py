@@ -8,7 +8,15 @@ from pathlib import Path
 import pytest
 
 from qa import Library, Settings
-from qa.answer import NOT_FOUND_THRESHOLD, Answer, Composer, contextual_query, is_follow_up
+from qa.answer import (
+    CALIBRATED_PASSAGES,
+    NOT_FOUND_THRESHOLD,
+    Answer,
+    Composer,
+    contextual_query,
+    is_follow_up,
+    size_bar,
+)
 from qa.articles import load_folder
 from qa.embed import Embedder
 from qa.errors import QuestionError
@@ -174,6 +182,30 @@ def test_a_nearly_right_spelling_of_a_name_counts_as_the_name(embedder: Embedder
     assert answer.found and answer.unknown == () and "60 members" in answer.quotes[0].text
 
 
+def test_a_misspelt_one_word_name_counts_as_the_name_in_a_retrieved_passage(embedder: Embedder, tmp_path: Path) -> None:
+    library = one_article(tmp_path, embedder, SEED.read_text(encoding="utf-8"))
+    misspelt = library.answer("What did Madurro say he was ready to discuss with the Americans?", k=3)
+    assert misspelt.found and misspelt.unknown == ()
+    unknown = library.answer("Which company makes ChatGPT?", k=3)
+    assert not unknown.found and unknown.unknown == ("ChatGPT",)
+
+
+def test_a_smaller_collection_asks_less_similarity_of_its_closest_sentence() -> None:
+    bars = [size_bar(passages) for passages in (1, 9, 100, 1_000, CALIBRATED_PASSAGES, 1_000_000)]
+    assert bars == sorted(bars) and bars[-2] == bars[-1] == NOT_FOUND_THRESHOLD
+    assert 0.2 < bars[1] < NOT_FOUND_THRESHOLD - 0.05  # one article of nine passages
+
+
+def test_one_article_answers_a_question_a_large_collection_would_refuse(embedder: Embedder, tmp_path: Path) -> None:
+    library = one_article(tmp_path, embedder, SEED.read_text(encoding="utf-8"))
+    question = "How has Washington officially labelled the government in Caracas?"
+    answer = library.answer(question, k=3)
+    assert answer.threshold == size_bar(library.passage_total()) and library.passage_total() < 20
+    assert answer.found and answer.best < NOT_FOUND_THRESHOLD and "state sponsor of terrorism" in quoted(answer)
+    assert not Composer(library, threshold=NOT_FOUND_THRESHOLD).answer(question, k=3).found
+    assert not library.answer("What is a good recipe for vegetable lasagne?", k=3).found
+
+
 def test_a_model_number_must_occur_with_its_name(embedder: Embedder, tmp_path: Path) -> None:
     library = one_article(tmp_path, embedder, "Console sales\n\nSony sold 4.5 million PlayStation 2 consoles in "
                           "Europe over Christmas, more than any other games machine, the firm said on Monday.\n")
@@ -235,6 +267,9 @@ def test_library_answer_is_the_answer_the_chat_shows(seed_library: Library) -> N
     answer = seed_library.answer("Who interviewed Maduro?", k=2)
     assert answer.found and "Ignacio Ramonet" in answer.quotes[0].text and len(answer.sources) == 2
     assert answer.to_json()["quotes"][0]["text"] == answer.quotes[0].text
+
+
+SEED = Path(__file__).resolve().parent / "fixtures" / "articles" / "venezuela-maduro-us-negotiations.txt"
 
 
 def one_article(tmp_path: Path, embedder: Embedder, text: str) -> Library:
