@@ -6,7 +6,8 @@ off-topic or near-miss ones over the BBC News corpus, `--corpus DIR`), the 280 u
 (over the shipped article in `seeds/`). The confirmation
 halves (`confirm.jsonl`) are never read here.
 
-For each bar on the closest sentence's similarity it prints how many answerable questions would be
+For each bar on the closest sentence's similarity (for the BBC collection; the seed article's stays
+as far below it as `qa.answer.size_bar` puts it) it prints how many answerable questions would be
 refused and how many off-topic ones would be, counting the refusals for unknown names and years as
 well, and the highest bar that refuses at most `--max-refused` (default 2%) of the answerable questions.
 
@@ -21,7 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from qa import Library, Settings
-from qa.answer import Answer
+from qa.answer import NOT_FOUND_THRESHOLD, Answer
 from qa.evaluate import read_dataset
 
 from .bbc import REPO_ROOT, add_corpus_argument, bbc_files
@@ -56,8 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     print("| bar | answerable refused | off-topic refused |\n|---:|---:|---:|")
     sweep = []
     for bar in BARS:
-        refused = sum(a.best < bar or bool(a.unknown) for a in answerable)
-        caught = sum(a.best < bar or bool(a.unknown) for a in off_topic)
+        refused = sum(_refused(a, bar) for a in answerable)
+        caught = sum(_refused(a, bar) for a in off_topic)
         sweep.append({"bar": bar, "answerable_refused": refused, "off_topic_refused": caught})
         print(f"| {bar} | {refused} ({refused / len(answerable):.1%}) | {caught} ({caught / len(off_topic):.1%}) |")
     allowed = [row["bar"] for row in sweep if row["answerable_refused"] <= args.max_refused * len(answerable)]
@@ -67,6 +68,12 @@ def main(argv: list[str] | None = None) -> int:
         args.json.write_text(json.dumps({"answerable": len(answerable), "off_topic": len(off_topic),
                                          "sweep": sweep}, indent=2) + "\n")
     return 0
+
+
+def _refused(answer: Answer, bar: float) -> bool:
+    """Whether `answer` is refused with `bar` in place of `NOT_FOUND_THRESHOLD` (a small collection's
+    bar stays as far below it as `size_bar` puts it)."""
+    return answer.best < bar + answer.threshold - NOT_FOUND_THRESHOLD or bool(answer.unknown)
 
 
 if __name__ == "__main__":
