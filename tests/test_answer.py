@@ -206,6 +206,15 @@ def test_one_article_answers_a_question_a_large_collection_would_refuse(embedder
     assert not library.answer("What is a good recipe for vegetable lasagne?", k=3).found
 
 
+def test_the_passage_count_behind_the_bar_follows_the_index(embedder: Embedder, tmp_path: Path) -> None:
+    library = one_article(tmp_path, embedder, "Harbour\n\nThe harbour opened in 1900 with two piers.\n")
+    library.sync()
+    assert library.passage_total() == 1
+    (tmp_path / "articles" / "second.txt").write_text("Lighthouse\n\nThe lighthouse was lit in 1901.\n")
+    library.sync()
+    assert library.passage_total() == 2
+
+
 def test_a_model_number_must_occur_with_its_name(embedder: Embedder, tmp_path: Path) -> None:
     library = one_article(tmp_path, embedder, "Console sales\n\nSony sold 4.5 million PlayStation 2 consoles in "
                           "Europe over Christmas, more than any other games machine, the firm said on Monday.\n")
