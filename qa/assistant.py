@@ -39,7 +39,7 @@ from .schema import (
 )
 from .search import clean_question, search
 from .sentences import SentenceVectors
-from .store import IndexStore
+from .store import IndexStore, Maintainable
 from .timeline import TIMELINE_ENTRIES, make_timeline
 
 logger = logging.getLogger(__name__)
@@ -90,6 +90,19 @@ class Library:
                 give_back_memory()
             self._synced = True
             return report
+
+    def merge_deltas(self) -> bool:
+        """Merge the FAISS index's delta files into a new base file once they have grown (see
+        `qa.store.faiss_deltas`), between syncs. False when there was nothing to merge, the store keeps
+        no such files, or another process is writing the index."""
+        if not isinstance(self.store, Maintainable):
+            return False
+        with self._sync_lock:
+            try:
+                with self.store.writing():
+                    return self.store.merge_deltas()
+            except BusyError:
+                return False
 
     def _health(self) -> dict[str, object] | None:
         """The health figures of the index as it is, if any (a sync replaces the manifest)."""

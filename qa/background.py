@@ -4,7 +4,9 @@ One worker thread runs `Library.sync()` when asked to (after an upload) and, whe
 `interval` seconds if the folder changed: a periodic check of file names, sizes and modification
 times (cheap: no file is read), not an OS file watcher. Questions keep using the same library
 meanwhile: the store's readers keep the FAISS generation they loaded until the sync commits
-the new one, so they are answered from the previous index.
+the new one, so they are answered from the previous index. After a sync the worker merges the
+FAISS index's delta files into a new base once they have grown (`Library.merge_deltas`), so that the
+syncs themselves rarely have to.
 """
 
 from __future__ import annotations
@@ -151,6 +153,10 @@ class BackgroundSync:
         logger.info("background sync in %.1f s: %s", time.perf_counter() - started, report.summary())
         self._update(running=False, report=report, error=None, finished=self._state.finished + 1,
                      finished_at=time.time())
+        try:  # after the sync's waiters are released: questions and uploads do not wait for it
+            self.library.merge_deltas()
+        except Exception:  # the index stays as the sync left it, whole; the next sync merges if it must
+            logger.exception("merging the FAISS delta files failed")
 
     def _progress(self, done: int, total: int) -> None:
         self._meter(done, total)

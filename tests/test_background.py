@@ -11,7 +11,7 @@ import pytest
 from qa import Library, Settings
 from qa.background import BackgroundSync, folder_signature
 from qa.embed import Embedder
-from qa.store import Store
+from qa.store import Store, faiss_deltas
 
 BRIDGE = "Harbour bridge in Bergen reopens\nThe rebuilt harbour bridge in Bergen reopened to cyclists on Friday.\n"
 
@@ -75,6 +75,23 @@ def test_a_requested_sync_can_be_waited_for(library: Library) -> None:
         (library.settings.articles_dir / "bridge.txt").write_text(BRIDGE)
         assert background.wait(background.request(), timeout=60)
         assert "Harbour bridge in Bergen reopens" in titles(library) and background.state.error is None
+    finally:
+        background.stop()
+
+
+def test_after_a_sync_the_worker_merges_the_faiss_delta_files(
+    library: Library, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(faiss_deltas, "DELTA_SHARE", 1.0)  # the sync itself writes a delta file
+    library.sync()
+    base = library.store.manifest()["faiss"]
+    background = BackgroundSync(library, interval=None).start(synced=True)
+    try:
+        (library.settings.articles_dir / "bridge.txt").write_text(BRIDGE)
+        assert background.wait(background.request(), timeout=60)
+        assert eventually(lambda: library.store.manifest()["faiss"] != base), "a new base file"
+        assert library.store.manifest()["faiss_deltas"] == [] and library.store.check() == []
+        assert library.retrieve("Bergen harbour bridge cyclists", 1)[0].citation.source == "bridge.txt"
     finally:
         background.stop()
 

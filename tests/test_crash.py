@@ -11,7 +11,10 @@ Each trial swaps one article of a dozen for another. Half of the builds write th
 delta file beside the base, the other half merge the base and its deltas into a new base file
 (`qa.store.faiss_deltas`): kills land in both kinds of write.
 
-Quick by default (24 trials); `QA_LONG_TESTS=1` runs 200.
+A merge of the FAISS deltas between syncs (`Library.merge_deltas`), killed on any line of its code
+path, leaves the index as the sync left it, whole.
+
+Quick by default (24 trials, 8 merges); `QA_LONG_TESTS=1` runs 200 and 40.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from qa.store import Store, faiss_deltas
 ROOT = Path(__file__).resolve().parent.parent
 LONG = os.environ.get("QA_LONG_TESTS") == "1"  # read at import: the autouse fixture clears QA_* later
 TRIALS = 200 if LONG else 24
+MERGE_TRIALS = 40 if LONG else 8
 TRACED = (  # the files whose lines can be kill points
     "build.py", "assistant.py", "lexical.py", "store/faiss_store.py", "store/catalog.py", "store/segments.py",
     "store/folder.py", "store/faiss_files.py", "store/faiss_deltas.py",
@@ -74,8 +78,11 @@ def build(plan):
             if target and list(where) == target[:2] and seen[where] == target[2]:
                 os.kill(os.getpid(), signal.SIGKILL)
         return lines
+    library = Library(Settings(plan["articles"], plan["index"], passage_words=30), embedder=embedder)
+    if plan.get("merge"):  # a sync that finds nothing new, then the merge of the FAISS deltas, traced alone
+        library.sync()
     sys.settrace(lambda frame, event, arg: lines if frame.f_code.co_filename in TRACED else None)
-    Library(Settings(plan["articles"], plan["index"], passage_words=30), embedder=embedder).sync()
+    library.merge_deltas() if plan.get("merge") else library.sync()
     sys.settrace(None)
     if plan.get("trace"):
         with open(plan["trace"], "w") as out:
@@ -281,3 +288,51 @@ def test_builds_killed_at_many_moments_leave_the_old_or_new_index(
           f"outcomes: {dict(outcomes)}")
     assert sum(survived.values()) == TRIALS and merged_deltas == TRIALS // 2
     assert outcomes["killed, left old"] >= TRIALS // 3 and outcomes["killed, left new"] >= 2
+
+
+def test_merges_killed_at_any_line_leave_the_index_as_the_sync_left_it(
+    server: BuildServer, articles: Path, tmp_path: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = random.Random(20261202)
+    monkeypatch.setattr(faiss_deltas, "DELTA_SHARE", 10.0)  # the syncs write deltas, never merge themselves
+    settings = Settings(articles, tmp_path / "index", passage_words=30)
+    kept, first, second = (generated_articles(name, count, rng) for name, count in
+                           (("kept", 10), ("first", 1), ("second", 1)))
+    switch(articles, {}, {**kept, **first})
+    Library(settings, embedder=embedder).sync()
+    groups, question = {"first": first, "second": second}, embedder.encode_query("council budget report")
+
+    def with_deltas(trial: int) -> tuple[tuple[tuple[Any, ...], ...], list[tuple[int, float]]]:
+        """Swap one article (a sync that writes a delta); the index's content and search results."""
+        source, target = ("first", "second") if trial % 2 == 0 else ("second", "first")
+        switch(articles, groups[source], groups[target])
+        library = Library(settings, embedder=embedder)
+        library.sync()
+        assert library.store.manifest()["faiss_deltas"]
+        state, results = fingerprint(library.store), library.store.search(question, 10)
+        library.store.close()
+        return state, results
+
+    with_deltas(0)
+    trace = tmp_path / "trace-merge.json"
+    ended = server.build(articles=str(articles), index=str(settings.index_dir), trace=str(trace), merge=True,
+                         delta_share=10.0)
+    assert ended["outcome"] == "exit 0", server.log.read_text()[-3000:]
+    reference = json.loads(trace.read_text())
+    assert any(function == "merge_deltas" for *_, function in reference)
+
+    outcomes: Counter[str] = Counter()
+    for trial in range(1, MERGE_TRIALS + 1):
+        state, results = with_deltas(trial)
+        file, line, hits, _ = reference[rng.randrange(len(reference))]
+        ended = server.build(articles=str(articles), index=str(settings.index_dir), line=[file, line,
+                             rng.randint(1, hits)], merge=True, delta_share=10.0)
+        assert ended["outcome"] in ("killed", "exit 0"), f"trial {trial}: {server.log.read_text()[-3000:]}"
+        reader = Store(settings.index_dir)
+        assert reader.check() == [], f"trial {trial} at {_source(file, line)}"
+        assert fingerprint(reader) == state and reader.search(question, 10) == results, f"trial {trial}"
+        merged = not reader.manifest()["faiss_deltas"]
+        reader.close()
+        outcomes[f"{ended['outcome'].replace('exit 0', 'finished')}, {'merged' if merged else 'deltas kept'}"] += 1
+    print(f"\nmerge trials: {dict(outcomes)}")
+    assert outcomes["killed, deltas kept"] >= 1

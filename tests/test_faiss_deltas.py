@@ -102,6 +102,53 @@ def test_deltas_past_their_share_are_merged_into_a_new_base_and_the_old_files_de
     library.store.close()
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_a_merge_between_syncs_writes_one_base_that_searches_the_same(
+    layout: str, articles: Path, tmp_path: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(faiss_deltas, "DELTA_SHARE", 1.0)  # the syncs write deltas, never merge themselves
+    library = Library(Settings(articles, tmp_path / "index", faiss_index=layout), embedder=embedder)
+    library.sync()
+    assert not library.merge_deltas(), "no delta yet: nothing to merge"
+    new_article(articles, "harbour.txt", "harbour wall")
+    library.sync()
+    (articles / "ecb-rates.md").unlink()
+    library.sync()
+    question = embedder.encode_query(QUESTION)
+    before, loaded = library.store.search(question, 10), library.store.faiss_index()
+    old_files = faiss_files(library)
+
+    assert library.merge_deltas()
+    manifest = library.store.manifest()
+    assert manifest["faiss_deltas"] == [] and faiss_files(library) == [manifest["faiss"]]
+    assert manifest["faiss"] not in old_files, "a new base file; the old base and its deltas are deleted"
+    assert library.store.check() == []
+    assert library.store.search(question, 10) == before
+    assert library.store.faiss_index() is loaded, "the loaded index stays loaded"
+    fresh = Store(library.settings.index_dir, layout)
+    assert fresh.search(question, 10) == before
+    fresh.close()
+
+    new_article(articles, "school.txt", "school roof")
+    library.sync()
+    assert [entry["added"] > 0 for entry in library.store.manifest()["faiss_deltas"]] == [True], "deltas again"
+    library.store.close()
+
+
+def test_deltas_below_their_merge_share_are_left_alone(
+    articles: Path, tmp_path: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(faiss_deltas, "DELTA_SHARE", 1.0)
+    library = Library(Settings(articles, tmp_path / "index"), embedder=embedder)
+    library.sync()
+    new_article(articles, "harbour.txt", "harbour wall")
+    library.sync()
+    files = faiss_files(library)
+    assert not library.store.merge_deltas(share=1.0) and faiss_files(library) == files
+    assert library.store.merge_deltas(share=0.0)
+    library.store.close()
+
+
 def test_a_damaged_delta_file_fails_the_check_and_is_rebuilt_from_stored_vectors(
     articles: Path, tmp_path: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -117,6 +117,11 @@ class Maintainable(Protocol):
         """Rebuild the FAISS index in the layout the settings ask for; returns whether anything changed."""
         ...
 
+    def merge_deltas(self) -> bool:
+        """Merge the FAISS base and its delta files into a new base once they are large enough; returns
+        whether it did."""
+        ...
+
 
 @runtime_checkable
 class Exportable(Protocol):

@@ -6,7 +6,9 @@ the rows it removed and the rows it added with their vectors (`removed` int64, `
 index), `faiss_deltas` the delta files since, oldest first, each with how many rows it added and
 removed. The index is the base with every delta applied in order: its removals, then its additions.
 A sync whose delta would bring the deltas past `DELTA_SHARE` of the base's rows writes a new base
-instead (the merge); the files it replaces are deleted once the manifest names the new one.
+instead (the merge); the files it replaces are deleted once the manifest names the new one. A
+long-lived library (the chat) merges between syncs, from `MERGE_SHARE` on, so that its syncs
+rarely have to (`FaissStore.merge_deltas`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
     from .faiss_files import FaissIndex
 
 DELTA_SHARE = 0.1  # merge when the deltas' added and removed rows would pass 10% of the base's rows
+MERGE_SHARE = 0.05  # a merge between syncs (`FaissStore.merge_deltas`) starts at half that
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,7 @@ from .contract import (
 )
 from .faiss_builds import FaissBuilder, kept_checksums
 from .faiss_deltas import (
+    MERGE_SHARE,
     Delta,
     apply_delta,
     combined,
@@ -275,6 +276,39 @@ class Store(IndexStore, Maintainable, Exportable):
             set_search(index, layout)
         else:
             index, layout = self.builds.from_cache(dimension, layout)
+        self._write_base(manifest, index, layout)
+        logger.info("FAISS index %s -> %s in %.1f s (%d passages)", held, layout, time.perf_counter() - started, total)
+        return True
+
+    def merge_deltas(self, share: float = MERGE_SHARE) -> bool:
+        """Write the FAISS base and its delta files as one new base file once the deltas hold `share` of
+        the base's rows or more: a new generation whose manifest names no delta file, so that later
+        syncs write small deltas again instead of merging themselves. Nothing is embedded; BM25 is kept;
+        searches go on meanwhile, on the loaded index, which stays loaded.
+
+        Call it with the write lock held (`writing()`). Returns whether it wrote a new base.
+        """
+        manifest = self.manifest()
+        entries = delta_entries(manifest) if manifest and "faiss" in manifest else []
+        changed = sum(int(entry["added"]) + int(entry["removed"]) for entry in entries)
+        base = self.catalog.passage_total() - sum(int(entry["added"]) - int(entry["removed"]) for entry in entries)
+        if not entries or changed < share * max(base, 1):
+            return False
+        started = time.perf_counter()
+        index, _, generation = self._current()
+        if self.file_damage or generation != int(manifest["generation"]):
+            return False
+        with self._sharing.shared():  # no delta is applied while it is written: syncs hold the write lock
+            name = self._write_base(manifest, index, FaissLayout.parse(manifest.get("faiss_index", "Flat")))
+        with self._reload:
+            if self._generation == generation:
+                self._faiss_files, self._generation = [name], int(self.manifest()["generation"])
+        logger.info("merged %d FAISS delta files into %s in %.1f s", len(entries), name, time.perf_counter() - started)
+        return True
+
+    def _write_base(self, manifest: dict[str, Any], index: FaissIndex, layout: FaissLayout) -> str:
+        """Write `index` as the base file of a new generation that names no delta, switch the manifest to
+        it, and forget the files it replaces. Returns the new file's name."""
         generation = next_generation(self.index_dir, manifest)
         faiss_name = f"vectors-{generation}.faiss"
         checksum = write_faiss(index, self.index_dir / faiss_name)
@@ -292,8 +326,7 @@ class Store(IndexStore, Maintainable, Exportable):
         with contextlib.suppress(OSError, ValueError, KeyError):  # unreadable listing: keep every file
             segments = LexicalIndex.segment_folders(self.index_dir / lexical)
             forget_old_files(self.index_dir, faiss_name, lexical, *segments)
-        logger.info("FAISS index %s -> %s in %.1f s (%d passages)", held, layout, time.perf_counter() - started, total)
-        return True
+        return faiss_name
 
     # -- loading the current generation ------------------------------------------------------
 
