@@ -14,7 +14,9 @@ with the bytes of FAISS files each sync wrote, and the target (at 1M passages) b
 
 A sync writes a FAISS delta file (`qa.store.faiss_deltas`). `--whole-file` also times, in the same
 rounds on the same index, syncs that write the whole FAISS file (the deltas' share set to 0, so
-every sync merges): the cost of a sync that rewrites the file, or of a merge.
+every sync merges): the cost of a sync that rewrites the file. Last, after one more article is added
+as a delta file, the merge that a long-lived library makes between syncs (`Library.merge_deltas`) is
+timed once per size.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from qa import Library
 from qa.articles import SETTLED_SECONDS
 from qa.embed import Embedder
 from qa.health import headline_check
-from qa.store import faiss_deltas
+from qa.store import Maintainable, faiss_deltas
 from qa.store.faiss_deltas import faiss_names
 
 from .bbc import add_corpus_argument, require_corpus
@@ -90,9 +92,10 @@ def measure(
     started = time.perf_counter()
     headline_check(library.store, embedder, library.settings.mode)
     health = time.perf_counter() - started
+    merge = timed_merge(library, folder, next(iter(bbc_files(corpus, 1, skip=NEW_ARTICLES_FROM + rounds))))
     library.store.close()
     figures: dict[str, object] = {"headline_check_s": round(health, 2), "first_sync_s": round(first, 2),
-                                  "syncs": summaries}
+                                  "merge_s": round(merge, 2), "syncs": summaries}
     for way, found in timings.items():
         prefix = "" if way == "delta" else f"{way}_"
         figures |= {
@@ -102,6 +105,24 @@ def measure(
             f"{prefix}delete_s_rounds": [round(s, 2) for s in found["delete"]],
         }
     return figures
+
+
+def timed_merge(library: Library, folder: Path, source: Path) -> float:
+    """Seconds for the merge between syncs (`Library.merge_deltas`, forced whatever the deltas' share) after
+    a sync that adds `source` as a delta file."""
+    (folder / f"merge-{source.parent.name}-{source.name}").write_bytes(source.read_bytes())
+    library.sync()
+    if not library.store.manifest().get("faiss_deltas"):
+        raise RuntimeError("expected a FAISS delta file to merge")
+    store = library.store
+    if not isinstance(store, Maintainable):
+        raise RuntimeError("the benchmark's store keeps no FAISS delta files")
+    started = time.perf_counter()
+    with store.writing():
+        merged = store.merge_deltas(share=0.0)
+    if not merged:
+        raise RuntimeError("the merge did not run")
+    return time.perf_counter() - started
 
 
 def target_cell(size: int, seconds: float) -> str:
@@ -139,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Library.sync() after adding or deleting one BBC article, model loaded; medians of {rounds} rounds\n")
     whole = " | whole FAISS file: add / delete s, bytes written (same run)" if args.whole_file else ""
     print(f"| passages | add one article s | delete it s | FAISS bytes written per add | target{whole} "
-          "| full headline self-check s (full builds only) |\n|---:|---:|---:|---:|---|" + "---:|" * (1 + bool(whole)))
+          "| full headline self-check s (full builds only) | merge between syncs s |\n|---:|---:|---:|---:|---|"
+          + "---:|" * (2 + bool(whole)))
     for size in sizes:
         row: dict[str, Any] = results[str(size)]  # type: ignore[assignment]
         target = target_cell(size, max(row["add_s"], row["delete_s"]))
@@ -147,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         if whole:
             other = f" | {row['whole_add_s']} / {row['whole_delete_s']}, {row['whole_faiss_bytes_per_add']:,}"
         print(f"| {size:,} | {row['add_s']} | {row['delete_s']} | {row['faiss_bytes_per_add']:,} | {target}{other} "
-              f"| {row['headline_check_s']} |")
+              f"| {row['headline_check_s']} | {row['merge_s']} |")
     results["target"] = {"passages": TARGET_SIZE, "add_s": TARGET_SECONDS, "delete_s": TARGET_SECONDS}
     write_json(args.json, results)
     return 0

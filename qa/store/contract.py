@@ -117,9 +117,9 @@ class Maintainable(Protocol):
         """Rebuild the FAISS index in the layout the settings ask for; returns whether anything changed."""
         ...
 
-    def merge_deltas(self) -> bool:
-        """Merge the FAISS base and its delta files into a new base once they are large enough; returns
-        whether it did."""
+    def merge_deltas(self, share: float = ...) -> bool:
+        """Merge the FAISS base and its delta files into a new base once they hold `share` of the base's
+        rows or more; returns whether it did."""
         ...
 
 
