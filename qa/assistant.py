@@ -100,7 +100,11 @@ class Library:
         with self._sync_lock:
             try:
                 with self.store.writing():
-                    return self.store.merge_deltas()
+                    before = self.store.manifest()
+                    merged = self.store.merge_deltas()
+                    if merged and self.indexed.version == before:  # the same articles: the quick comparison holds
+                        self.indexed.version = self.store.manifest()
+                    return merged
             except BusyError:
                 return False
 

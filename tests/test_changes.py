@@ -17,6 +17,7 @@ from qa import Library
 from qa.articles import SETTLED_SECONDS, Folder, load_folder
 from qa.changes import Changes, Indexed, full_changes, quick_changes
 from qa.schema import Article
+from qa.store import faiss_deltas
 
 ARTICLE = "Harbour reopens after storm\n\nThe harbour at Dunmore reopened on Friday after storm repairs.\n"
 
@@ -136,3 +137,20 @@ def test_bodies_the_file_cache_dropped_are_read_again_when_the_index_lost_them(
     report = faiss_library.sync()
     assert (report.added, report.passages_added) == (1, report.passages_embedded + report.passages_cached) != (1, 0)
     assert any("2.5% on Thursday" in hit.text for hit in faiss_library.retrieve("ECB deposit rate", k=3))
+
+
+def test_a_merge_of_the_faiss_delta_files_keeps_the_next_sync_quick(
+    faiss_library: Library, articles: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(faiss_deltas, "DELTA_SHARE", 1.0)  # the sync writes a delta file; the library merges it
+    faiss_library.sync()
+    (articles / "harbour.txt").write_text(ARTICLE)
+    faiss_library.sync()
+    assert faiss_library.merge_deltas() and not faiss_library.store.manifest()["faiss_deltas"]
+
+    def read_everything() -> None:
+        raise AssertionError("a merge changes no article: the next sync should compare only what changed")
+
+    monkeypatch.setattr(faiss_library.store, "article_hashes", read_everything)
+    (articles / "harbour.txt").unlink()
+    assert faiss_library.sync().summary().startswith("0 added, 0 updated, 1 removed, 6 unchanged")
