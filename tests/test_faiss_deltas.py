@@ -24,6 +24,16 @@ def new_article(articles: Path, name: str, topic: str) -> None:
     )
 
 
+def with_one_delta(articles: Path, tmp_path: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch) -> Library:
+    """A library whose index is a base file and one delta file (one article added after the first sync)."""
+    monkeypatch.setattr(faiss_deltas, "DELTA_SHARE", 1.0)
+    library = Library(Settings(articles, tmp_path / "index"), embedder=embedder)
+    library.sync()
+    new_article(articles, "harbour.txt", "harbour wall")
+    library.sync()
+    return library
+
+
 def faiss_files(library: Library) -> list[str]:
     return sorted(path.name for path in library.settings.index_dir.glob("vectors-*"))
 
@@ -138,11 +148,7 @@ def test_a_merge_between_syncs_writes_one_base_that_searches_the_same(
 def test_deltas_below_their_merge_share_are_left_alone(
     articles: Path, tmp_path: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(faiss_deltas, "DELTA_SHARE", 1.0)
-    library = Library(Settings(articles, tmp_path / "index"), embedder=embedder)
-    library.sync()
-    new_article(articles, "harbour.txt", "harbour wall")
-    library.sync()
+    library = with_one_delta(articles, tmp_path, embedder, monkeypatch)
     files = faiss_files(library)
     assert not library.store.merge_deltas(share=1.0) and faiss_files(library) == files
     assert library.store.merge_deltas(share=0.0)
@@ -152,11 +158,7 @@ def test_deltas_below_their_merge_share_are_left_alone(
 def test_a_damaged_delta_file_fails_the_check_and_is_rebuilt_from_stored_vectors(
     articles: Path, tmp_path: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(faiss_deltas, "DELTA_SHARE", 1.0)
-    library = Library(Settings(articles, tmp_path / "index"), embedder=embedder)
-    library.sync()
-    new_article(articles, "harbour.txt", "harbour wall")
-    library.sync()
+    library = with_one_delta(articles, tmp_path, embedder, monkeypatch)
     question = embedder.encode_query("harbour wall plan")
     expected = library.store.search(question, 5)
     [entry] = library.store.manifest()["faiss_deltas"]
