@@ -16,6 +16,9 @@ from .schema import Passage
 
 TokenCounter = Callable[[str], int]
 SEGMENT_CHARS = 2000  # the most text the sentence segmenter is given at once (news paragraphs are shorter)
+# pysbd finds numbered list items with a regex whose \s takes the ASCII separators \x1c-\x1f, which
+# int() then refuses ("\x1f0. " raised ValueError): the segmenter reads them as spaces.
+_SEPARATORS_AS_SPACES = str.maketrans("\x1c\x1d\x1e\x1f", "    ")
 RUN_PIECE_CHARS = 100  # ... when the text has a run of "!" and "?" as long as _PUNCTUATION_RUN
 _PUNCTUATION_RUN = re.compile(r"[!?]{20}")
 _BLANK_LINE = re.compile(r"\n[ \t]*\n")
@@ -146,7 +149,7 @@ class Splitter:
             import pysbd
 
             self._segmenter = pysbd.Segmenter(language="en", clean=False)
-        text = body[start:end]
+        text = body[start:end].translate(_SEPARATORS_AS_SPACES)  # same length: the offsets hold
         found: list[tuple[int, int]] = []
         cursor = 0
         # The segmenter's own `segment()` maps each sentence back to the text with one new regex per
